@@ -1,0 +1,1 @@
+"""DISC-MedChat services: the core library, the gateway and the worker."""

@@ -1,0 +1,1 @@
+"""Core library shared by the gateway, the worker and the trainer."""

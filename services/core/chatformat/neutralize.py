@@ -1,0 +1,118 @@
+"""Control-token neutralization: content never becomes a control id, in either form.
+
+A patient who types `<reserved_103>` or `</s>` must not close their turn and speak as the
+assistant; a data file must not smuggle markers into training. The transformation:
+
+1. Wherever a special-token string (`<s>`, `</s>`, `<unk>`, `<reserved_N>`, `<|im_end|>`...)
+   starts in the text, its first character is replaced by a look-alike that no tokenizer
+   normalizes back: `<` → `‹` (U+2039), `[` → `⁅`, `{` → `❴`, `|` → `¦`, anything else → `�`.
+   Matching is done on the NFKC form of each character, so full-width spellings such as
+   `＜/s＞` (which NFKC-normalizing tokenizers would fold to `</s>`) are caught too. Text that
+   spells no special token is left byte-for-byte unchanged.
+2. For tokenizers without byte fallback, characters that would encode to the unknown id are
+   replaced by `?` (Baichuan has byte fallback, so this never fires for DISC-MedLLM).
+3. Fail closed: if an encoded content still holds a special id, `ControlTokenLeak` is raised
+   rather than sending or training on it.
+
+The neutralized text is what both the id form and the text form are built from, so they agree.
+Stored messages are never rewritten; this happens only when rendering.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .tokenizer import Tokenizer
+
+LOOKALIKES = {"<": "\u2039", "[": "\u2045", "{": "\u2774", "|": "\u00a6"}
+FALLBACK = "\ufffd"
+UNKNOWN_REPLACEMENT = "?"
+
+
+class ControlTokenLeak(RuntimeError):
+    """Content encoded to a special id despite neutralization: refuse rather than send it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    text: str  # the neutralized text, as it appears in the prompt's text form
+    ids: list[int]
+
+
+@lru_cache(maxsize=4)
+def _trigger_chars(first_chars: frozenset[str]) -> frozenset[str]:
+    """Every character whose NFKC form starts with one of `first_chars` (e.g. < ＜ ﹤)."""
+    found = set(first_chars)
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        if not ch.isascii() and unicodedata.normalize("NFKC", ch)[:1] in first_chars:
+            found.add(ch)
+    return frozenset(found)
+
+
+class Neutralizer:
+    def __init__(self, special_strings: Sequence[str]):
+        self._specials = tuple(s for s in special_strings if s)
+        self._window = max((len(s) for s in self._specials), default=0)
+        firsts = frozenset(s[0] for s in self._specials)
+        triggers = _trigger_chars(firsts) if firsts else frozenset()
+        self._trigger = (
+            re.compile("[" + "".join(re.escape(c) for c in sorted(triggers)) + "]")
+            if triggers
+            else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._trigger is None or self._trigger.search(text) is None:
+            return text  # the common case: one C-level scan, no copy
+        chars = list(text)
+        for match in self._trigger.finditer(text):
+            i = match.start()
+            folded = "".join(
+                unicodedata.normalize("NFKC", c) for c in text[i : i + self._window]
+            )
+            if folded.startswith(self._specials):
+                chars[i] = LOOKALIKES.get(folded[0], FALLBACK)
+        return "".join(chars)
+
+
+class ContentEncoder:
+    """Neutralizes and encodes content for one tokenizer (and a format's own marker tokens)."""
+
+    def __init__(self, tokenizer: Tokenizer, extra_special: dict[str, int] | None = None):
+        extra = extra_special or {}
+        self.tokenizer = tokenizer
+        self.forbidden_ids = tokenizer.special_ids | frozenset(extra.values())
+        self.neutralize = Neutralizer((*tokenizer.special_strings, *extra))
+
+    def encode_many(self, texts: Sequence[str]) -> list[Content]:
+        """One batch call to the tokenizer for all texts."""
+        clean = [self.neutralize(t) for t in texts]
+        out: list[Content] = []
+        for text, ids in zip(clean, self.tokenizer.encode_batch(clean), strict=True):
+            if not self.forbidden_ids.isdisjoint(ids):
+                text, ids = self._repair(text, ids)
+            out.append(Content(text, ids))
+        return out
+
+    def encode(self, text: str) -> Content:
+        return self.encode_many([text])[0]
+
+    def _repair(self, text: str, ids: list[int]) -> tuple[str, list[int]]:
+        tok = self.tokenizer
+        unk = tok.unk_id
+        if unk is not None and unk in ids:
+            text = "".join(UNKNOWN_REPLACEMENT if unk in tok.encode(c) else c for c in text)
+            ids = tok.encode(text)
+        leaked = sorted(self.forbidden_ids.intersection(ids))
+        if leaked:
+            raise ControlTokenLeak(
+                f"content encoded to control ids {leaked[:5]} after neutralization;"
+                " refusing to render it (please report this text pattern)"
+            )
+        return text, ids

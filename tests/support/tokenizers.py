@@ -1,0 +1,104 @@
+"""Tiny tokenizers trained on DISC-MedLLM text, with Baichuan's special ids where they matter."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+SFT_EXAMPLES = SHARED / "data" / "disc-medllm" / "sft_examples.jsonl"
+
+# ids 0/1/2 = <unk>/<s>/</s>; user-defined pieces fill 3..199 so that
+# <reserved_102> = 195 and <reserved_103> = 196, as in Baichuan-13B.
+RESERVED_OFFSET = 93
+MARKER_PIECES = [
+    f"<reserved_{i - RESERVED_OFFSET}>" if i >= RESERVED_OFFSET else f"<special_{i}>"
+    for i in range(3, 200)
+]
+
+
+def corpus() -> Iterator[str]:
+    with SFT_EXAMPLES.open(encoding="utf-8") as f:
+        for line in f:
+            for message in json.loads(line)["conversation"]:
+                yield message["content"]
+    # Some English and markup so the tiny vocabulary is not Chinese-only.
+    yield "The patient reports chest pain and shortness of breath since this morning."
+    yield "Headache, fever 38.5 °C, <b>cough</b> for 3 days; no allergies [none]."
+
+
+def build_baichuan_like_sentencepiece(out_dir: Path, *, add_dummy_prefix: bool = False) -> Path:
+    """Baichuan-13B's tokenizer.model has identity normalization, no dummy prefix, no
+    whitespace folding and byte fallback; `add_dummy_prefix=True` gives the Llama-style
+    variant for the tests that must notice the difference."""
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=corpus(),
+        model_writer=model,
+        vocab_size=3000,
+        model_type="bpe",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        user_defined_symbols=MARKER_PIECES,
+        byte_fallback=True,
+        split_digits=True,
+        character_coverage=0.9995,
+        normalization_rule_name="identity",
+        add_dummy_prefix=add_dummy_prefix,
+        remove_extra_whitespaces=add_dummy_prefix,
+        minloglevel=2,
+    )
+    (out_dir / "tokenizer.model").write_bytes(model.getvalue())
+    return out_dir
+
+
+def _train_bpe(specials: list[str], vocab_size: int) -> object:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus(), trainer)
+    return tok
+
+
+def build_marker_hf_tokenizer(out_dir: Path) -> Path:
+    from transformers import PreTrainedTokenizerFast
+
+    tok = _train_bpe(["<unk>", "<s>", "</s>", *MARKER_PIECES], 3000)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        pad_token="<unk>",
+    )
+    fast.save_pretrained(str(out_dir))
+    return out_dir
+
+
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_chatml_hf_tokenizer(out_dir: Path) -> Path:
+    from transformers import PreTrainedTokenizerFast
+
+    tok = _train_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], 2000)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    fast.save_pretrained(str(out_dir))
+    return out_dir
