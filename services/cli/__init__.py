@@ -1,0 +1,1 @@
+"""The `medchat` command line."""

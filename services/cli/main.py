@@ -1,0 +1,17 @@
+"""`medchat`: the command line of DISC-MedChat. Each domain adds its own command group."""
+
+from __future__ import annotations
+
+import click
+
+from .dataset import render, validate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="disc-medchat")
+def cli() -> None:
+    """DISC-MedChat: medical consultation platform around DISC-MedLLM."""
+
+
+cli.add_command(validate)
+cli.add_command(render)

@@ -1,0 +1,309 @@
+"""Streaming JSONL validation: every problem with its line number and code, plus token stats.
+
+Memory stays constant in the file size: lines are read one at a time, rows are tokenized in
+batches of `batch_rows`, and statistics are kept as counters of lengths (exact percentiles
+without keeping the rows). Only the first `max_details` problems are kept in full; every
+problem is still counted by code.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from .conversation import Conversation
+from .readers import Issue, Severity, parse_conversation
+from .render import ChatFormat, FormatError
+
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    line: int
+    code: str
+    message: str
+    param: str | None = None
+    severity: Severity = "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
+            "severity": self.severity,
+        }
+
+
+@dataclass
+class Distribution:
+    """Exact distribution of integer values, kept as value → count."""
+
+    counts: Counter[int] = field(default_factory=Counter)
+
+    def add(self, value: int) -> None:
+        self.counts[value] += 1
+
+    def update(self, values: Iterable[int]) -> None:
+        self.counts.update(values)
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts.values())
+
+    def percentile(self, q: float) -> int:
+        """Nearest-rank percentile (q in 0..100)."""
+        n = self.n
+        if n == 0:
+            return 0
+        rank = max(1, math.ceil(q / 100 * n))
+        seen = 0
+        for value in sorted(self.counts):
+            seen += self.counts[value]
+            if seen >= rank:
+                return value
+        return max(self.counts)
+
+    def histogram(self, bins: int = 20) -> dict[str, list[int]]:
+        if not self.counts:
+            return {"edges": [], "counts": []}
+        hi = max(self.counts)
+        width = max(1, math.ceil((hi + 1) / bins))
+        counts = [0] * math.ceil((hi + 1) / width)
+        for value, c in self.counts.items():
+            counts[value // width] += c
+        return {"edges": [i * width for i in range(len(counts) + 1)], "counts": counts}
+
+    def to_dict(self) -> dict[str, Any]:
+        n = self.n
+        if n == 0:
+            return {"count": 0}
+        total = sum(v * c for v, c in self.counts.items())
+        return {
+            "count": n,
+            "mean": round(total / n, 1),
+            "min": min(self.counts),
+            "p50": self.percentile(50),
+            "p90": self.percentile(90),
+            "p95": self.percentile(95),
+            "p99": self.percentile(99),
+            "max": max(self.counts),
+            "histogram": self.histogram(),
+        }
+
+
+@dataclass
+class ValidationReport:
+    path: str
+    max_seq_length: int | None
+    tokenizer: str | None
+    bytes_read: int = 0
+    lines: int = 0
+    rows: int = 0  # non-blank lines
+    valid_rows: int = 0
+    turns: int = 0
+    formats: Counter[str] = field(default_factory=Counter)
+    code_counts: Counter[str] = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)  # the first max_details, in order
+    errors: int = 0
+    warnings: int = 0
+    user_tokens: Distribution = field(default_factory=Distribution)
+    assistant_tokens: Distribution = field(default_factory=Distribution)
+    row_tokens: Distribution = field(default_factory=Distribution)
+    truncated_rows: int = 0
+    trained_tokens: int = 0  # target tokens kept after truncation
+    trained_tokens_lost: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        tokens = None
+        if self.tokenizer is not None:
+            tokens = {
+                "user": self.user_tokens.to_dict(),
+                "assistant": self.assistant_tokens.to_dict(),
+                "row": self.row_tokens.to_dict(),
+                "truncated_rows": self.truncated_rows,
+                "trained_tokens": self.trained_tokens,
+                "trained_tokens_lost": self.trained_tokens_lost,
+            }
+        return {
+            "ok": self.ok,
+            "path": self.path,
+            "bytes": self.bytes_read,
+            "lines": self.lines,
+            "rows": self.rows,
+            "valid_rows": self.valid_rows,
+            "turns": self.turns,
+            "formats": dict(self.formats),
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "counts_by_code": dict(self.code_counts),
+            "problems": [p.to_dict() for p in self.problems],
+            "problems_omitted": self.errors + self.warnings - len(self.problems),
+            "max_seq_length": self.max_seq_length,
+            "tokenizer": self.tokenizer,
+            "tokens": tokens,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class _Validator:
+    def __init__(
+        self,
+        report: ValidationReport,
+        chat_format: ChatFormat | None,
+        max_details: int,
+        batch_rows: int,
+    ):
+        self.report = report
+        self.format = chat_format
+        self.max_details = max_details
+        self.batch_rows = batch_rows
+        self.pending: list[tuple[int, Conversation]] = []
+
+    def problem(self, line: int, issue: Issue) -> None:
+        r = self.report
+        r.code_counts[issue.code] += 1
+        if issue.severity == "error":
+            r.errors += 1
+        else:
+            r.warnings += 1
+        if len(r.problems) < self.max_details:
+            r.problems.append(
+                Problem(line, issue.code, issue.message, issue.param, issue.severity)
+            )
+
+    def line(self, number: int, raw: bytes) -> None:
+        r = self.report
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
+            self.problem(1, Issue("utf8_bom", "file starts with a UTF-8 BOM; ignored", None,
+                                  "warning"))
+        raw = raw.rstrip(b"\r\n")
+        if not raw.strip():
+            self.problem(number, Issue("blank_line", "blank line skipped", None, "warning"))
+            return
+        r.rows += 1
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as ude:
+                self.problem(number, Issue(
+                    "not_utf8",
+                    f"byte {ude.start} is not valid UTF-8; save the file as UTF-8",
+                ))
+            else:
+                self.problem(number, Issue("invalid_json", f"not valid JSON: {exc}"))
+            return
+        conversation, issues = parse_conversation(obj)
+        for issue in issues:
+            self.problem(number, issue)
+        if conversation is None:
+            return
+        r.formats[conversation.source_format] += 1
+        r.turns += len(conversation.turns)
+        if self.format is None:
+            r.valid_rows += 1
+            return
+        self.pending.append((number, conversation))
+        if len(self.pending) >= self.batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Tokenize the pending rows with one batch call, then render each."""
+        if not self.pending or self.format is None:
+            return
+        r = self.report
+        max_len = r.max_seq_length or self.format.profile.max_length
+        texts: list[str] = []
+        for _, conv in self.pending:
+            texts += [t.content for t in conv.turns]
+            if conv.system:
+                texts.append(conv.system)
+        contents = self.format.encode_contents(texts)
+        pos = 0
+        for number, conv in self.pending:
+            n = len(conv.turns) + (1 if conv.system else 0)
+            row = contents[pos : pos + n]
+            pos += n
+            for turn, content in zip(conv.turns, row, strict=False):
+                dist = r.user_tokens if turn.role == "user" else r.assistant_tokens
+                dist.add(len(content.ids))
+            sample = self.format.render_training(conv, max_len, row)
+            r.row_tokens.add(sample.full_length)
+            kept = sum(sample.target_mask)
+            r.trained_tokens += kept
+            r.trained_tokens_lost += sample.trained_tokens_lost
+            if sample.truncated:
+                r.truncated_rows += 1
+                severity: Severity = "warning" if kept or not conv.has_trained_turn else "error"
+                self.problem(number, Issue(
+                    "too_long",
+                    f"{sample.full_length} tokens > max_seq_length {max_len}:"
+                    f" {sample.trained_tokens_lost} trained tokens are cut"
+                    + ("" if kept else ", nothing is left to train on"),
+                    None,
+                    severity,
+                ))
+                if severity == "error":
+                    continue
+            r.valid_rows += 1
+        self.pending.clear()
+
+
+def validate_stream(
+    stream: BinaryIO,
+    *,
+    name: str,
+    chat_format: ChatFormat | None = None,
+    max_seq_length: int | None = None,
+    max_details: int = 1000,
+    batch_rows: int = 256,
+    progress: Callable[[int], None] | None = None,
+) -> ValidationReport:
+    """Validate JSONL from a binary stream. `progress` receives bytes read so far."""
+    started = time.perf_counter()
+    tokenizer = chat_format.tokenizer.name if chat_format else None
+    if chat_format and max_seq_length is None:
+        max_seq_length = chat_format.profile.max_length
+    if chat_format and max_seq_length and max_seq_length > chat_format.profile.max_length:
+        raise FormatError(
+            f"max_seq_length {max_seq_length} exceeds what {chat_format.profile.name} supports"
+            f" ({chat_format.profile.max_length})"
+        )
+    report = ValidationReport(name, max_seq_length, tokenizer)
+    v = _Validator(report, chat_format, max_details, batch_rows)
+    for number, raw in enumerate(stream, start=1):
+        report.lines = number
+        report.bytes_read += len(raw)
+        v.line(number, raw)
+        if progress is not None and number % 1024 == 0:
+            progress(report.bytes_read)
+    v.flush()
+    if report.bytes_read == 0:
+        v.problem(0, Issue("empty_file", "the file is empty; upload one JSON object per line"))
+    if progress is not None:
+        progress(report.bytes_read)
+    report.problems.sort(key=lambda p: p.line)  # batched too_long checks arrive late
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def validate_file(path: str | Path, **kwargs: Any) -> ValidationReport:
+    p = Path(path)
+    with p.open("rb") as f:
+        return validate_stream(f, name=str(p), **kwargs)
