@@ -70,15 +70,16 @@ class Neutralizer:
     def __call__(self, text: str) -> str:
         if self._trigger is None or self._trigger.search(text) is None:
             return text  # the common case: one C-level scan, no copy
-        chars = list(text)
+        chars: list[str] | None = None
         for match in self._trigger.finditer(text):
             i = match.start()
             folded = "".join(
                 unicodedata.normalize("NFKC", c) for c in text[i : i + self._window]
             )
             if folded.startswith(self._specials):
+                chars = chars or list(text)
                 chars[i] = LOOKALIKES.get(folded[0], FALLBACK)
-        return "".join(chars)
+        return text if chars is None else "".join(chars)
 
 
 class ContentEncoder:

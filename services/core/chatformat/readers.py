@@ -77,6 +77,7 @@ def _read_role_list(
     issues: list[Issue] = []
     turns: list[Turn] = []
     system: str | None = None
+    unknown_role = False  # the role sequence is unknown: order checks would only cascade
     for i, item in enumerate(items):
         where = f"{key}[{i}]"
         if not isinstance(item, dict):
@@ -84,6 +85,7 @@ def _read_role_list(
             continue
         role = item.get("role")
         if role not in _ROLES:
+            unknown_role = True
             issues.append(
                 Issue(
                     "unrecognized_role",
@@ -93,11 +95,12 @@ def _read_role_list(
             )
             continue
         content = item.get("content")
-        if not isinstance(content, str):
+        content_ok = isinstance(content, str)
+        if not content_ok:
             issues.append(
                 Issue("invalid_field", "content must be a string", f"{where}.content")
             )
-            continue
+            content = ""  # keep the turn so its role still counts in the order checks
         weight = item.get("weight", 1)
         if "weight" in item and (role != "assistant" or weight not in (0, 1) or weight is True):
             issues.append(
@@ -121,10 +124,11 @@ def _read_role_list(
             else:
                 system = content
             continue
-        if not content.strip():
+        if content_ok and not content.strip():
             issues.append(Issue("empty_content", f"{role} message is empty", f"{where}.content"))
         turns.append(Turn.model_construct(role=role, content=content, weight=weight))
-    issues += _check_order(turns, key)
+    if not unknown_role:
+        issues += _check_order(turns, key)
     return _finish(turns, system, fmt, issues)
 
 
