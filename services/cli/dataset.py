@@ -122,8 +122,9 @@ def _print_report(report: ValidationReport) -> None:
         table = Table("line", "code", "severity", "where", "message", title="Problems")
         for p in report.problems:
             colour = "red" if p.severity == "error" else "yellow"
-            table.add_row(str(p.line), p.code, f"[{colour}]{p.severity}[/{colour}]",
-                          p.param or "", p.message)
+            table.add_row(
+                str(p.line), p.code, f"[{colour}]{p.severity}[/{colour}]", p.param or "", p.message
+            )
         out.print(table)
         omitted = report.errors + report.warnings - len(report.problems)
         if omitted:
@@ -132,18 +133,36 @@ def _print_report(report: ValidationReport) -> None:
         out.print("By code: " + ", ".join(f"{c}={n}" for c, n in report.code_counts.items()))
     if report.tokenizer is None:
         return
-    stats = Table("tokens", "count", "mean", "p50", "p90", "p99", "max",
-                  title=f"Token statistics ({report.tokenizer})")
-    for name, dist in (("user message", report.user_tokens),
-                       ("assistant message", report.assistant_tokens),
-                       ("row (rendered)", report.row_tokens)):
+    stats = Table(
+        "tokens",
+        "count",
+        "mean",
+        "p50",
+        "p90",
+        "p99",
+        "max",
+        title=f"Token statistics ({report.tokenizer})",
+    )
+    for name, dist in (
+        ("user message", report.user_tokens),
+        ("assistant message", report.assistant_tokens),
+        ("row (rendered)", report.row_tokens),
+    ):
         d = dist.to_dict()
         if d["count"]:
-            stats.add_row(name, str(d["count"]), str(d["mean"]), str(d["p50"]),
-                          str(d["p90"]), str(d["p99"]), str(d["max"]))
+            stats.add_row(
+                name,
+                str(d["count"]),
+                str(d["mean"]),
+                str(d["p50"]),
+                str(d["p90"]),
+                str(d["p99"]),
+                str(d["max"]),
+            )
     out.print(stats)
-    lost_share = report.trained_tokens_lost / max(1, report.trained_tokens
-                                                  + report.trained_tokens_lost)
+    lost_share = report.trained_tokens_lost / max(
+        1, report.trained_tokens + report.trained_tokens_lost
+    )
     out.print(
         f"{report.truncated_rows} rows longer than max_seq_length {report.max_seq_length};"
         f" {report.trained_tokens_lost} of their assistant tokens are cut ({lost_share:.1%})"
@@ -152,15 +171,27 @@ def _print_report(report: ValidationReport) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--tokenizer", "tokenizer_dir", required=True,
-              type=click.Path(exists=True, path_type=Path),
-              help="Tokenizer directory (tokenizer.json, or a bare SentencePiece tokenizer.model).")
+@click.option(
+    "--tokenizer",
+    "tokenizer_dir",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Tokenizer directory (tokenizer.json, or a bare SentencePiece tokenizer.model).",
+)
 @profile_option
 @max_len_option
-@click.option("--prompt", "as_prompt", is_flag=True,
-              help="Render the conversation without its final answer as an inference prompt.")
-@click.option("--budget", type=click.IntRange(min=1), default=None,
-              help="Prompt token budget with --prompt (default: the profile's maximum).")
+@click.option(
+    "--prompt",
+    "as_prompt",
+    is_flag=True,
+    help="Render the conversation without its final answer as an inference prompt.",
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Prompt token budget with --prompt (default: the profile's maximum).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input line.")
 def render(
     file: Path,
@@ -187,7 +218,9 @@ def render(
                     turns.pop()
                 p = fmt.render_prompt(turns, budget or max_len, conversation.system)
                 result: dict[str, Any] = {
-                    "input_ids": p.input_ids, "text": p.text, "turns_kept": p.turns_kept
+                    "input_ids": p.input_ids,
+                    "text": p.text,
+                    "turns_kept": p.turns_kept,
                 }
             else:
                 s = fmt.render_training(conversation, max_len)
@@ -221,7 +254,9 @@ def _show(out: Console, fmt: ChatFormat, number: int, result: dict[str, Any]) ->
         return
     if "text" in result:
         out.print(Text(result["text"]))
-        out.print(f"[dim]{len(result['input_ids'])} tokens, {result['turns_kept']} turns kept[/dim]")
+        out.print(
+            f"[dim]{len(result['input_ids'])} tokens, {result['turns_kept']} turns kept[/dim]"
+        )
         return
     ids, mask = result["input_ids"], result["target_mask"]
     special = fmt.tokenizer.special_ids

@@ -16,7 +16,10 @@ MEDCHAT = Path(sys.executable).with_name("medchat")
 
 def medchat(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(MEDCHAT), *map(str, args)], capture_output=True, text=True, timeout=120,
+        [str(MEDCHAT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         stdin=subprocess.DEVNULL,
     )
 
@@ -27,8 +30,9 @@ def test_entry_point_installed() -> None:
 
 
 def test_validate_shipped_examples_json(sp_dir: Path) -> None:
-    r = medchat("validate", SFT_EXAMPLES, "--tokenizer", sp_dir, "--max-seq-length", "1200",
-                "--json")
+    r = medchat(
+        "validate", SFT_EXAMPLES, "--tokenizer", sp_dir, "--max-seq-length", "1200", "--json"
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["ok"] and report["valid_rows"] == 163
@@ -50,33 +54,50 @@ def test_validate_rejects_length_beyond_model(sp_dir: Path) -> None:
 
 
 def test_render_training_json(sp_dir: Path) -> None:
-    r = medchat("render", SFT_EXAMPLES, "--tokenizer", sp_dir, "--max-seq-length", "1200",
-                "--json")
+    r = medchat("render", SFT_EXAMPLES, "--tokenizer", sp_dir, "--max-seq-length", "1200", "--json")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     assert len(rows) == 163
-    assert all(row["input_ids"][0] == 1 and len(row["input_ids"]) == len(row["target_mask"])
-               for row in rows)
+    assert all(
+        row["input_ids"][0] == 1 and len(row["input_ids"]) == len(row["target_mask"])
+        for row in rows
+    )
 
 
 def test_render_prompt_json(sp_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "one.jsonl"
-    path.write_text(json.dumps({"conversation": [
-        {"role": "user", "content": "头痛"}, {"role": "assistant", "content": "休息"},
-        {"role": "user", "content": "发烧"}, {"role": "assistant", "content": "就医"}]},
-        ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "conversation": [
+                    {"role": "user", "content": "头痛"},
+                    {"role": "assistant", "content": "休息"},
+                    {"role": "user", "content": "发烧"},
+                    {"role": "assistant", "content": "就医"},
+                ]
+            },
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     r = medchat("render", path, "--tokenizer", sp_dir, "--prompt", "--budget", "4096", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["text"] == "<s><reserved_102>头痛<reserved_103>休息</s><reserved_102>发烧<reserved_103>"
+    assert (
+        out["text"] == "<s><reserved_102>头痛<reserved_103>休息</s><reserved_102>发烧<reserved_103>"
+    )
     assert out["turns_kept"] == 3 and out["input_ids"][-1] == 196
 
 
 @pytest.mark.parametrize("as_prompt", [False, True])
 def test_render_reports_bad_lines(sp_dir: Path, tmp_path: Path, as_prompt: bool) -> None:
     path = tmp_path / "mixed.jsonl"
-    path.write_text('{"conversation": [{"role": "user", "content": "头痛"}, '
-                    '{"role": "assistant", "content": "休息"}]}\nnot json\n', encoding="utf-8")
+    path.write_text(
+        '{"conversation": [{"role": "user", "content": "头痛"}, '
+        '{"role": "assistant", "content": "休息"}]}\nnot json\n',
+        encoding="utf-8",
+    )
     args = ["--prompt"] if as_prompt else []
     r = medchat("render", path, "--tokenizer", sp_dir, *args, "--json")
     assert r.returncode == 1

@@ -79,7 +79,10 @@ def build_marker_hf_tokenizer(out_dir: Path) -> Path:
 
     tok = _train_bpe(["<unk>", "<s>", "</s>", *MARKER_PIECES], 3000)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
         pad_token="<unk>",
     )
     fast.save_pretrained(str(out_dir))

@@ -73,9 +73,7 @@ class Neutralizer:
         chars: list[str] | None = None
         for match in self._trigger.finditer(text):
             i = match.start()
-            folded = "".join(
-                unicodedata.normalize("NFKC", c) for c in text[i : i + self._window]
-            )
+            folded = "".join(unicodedata.normalize("NFKC", c) for c in text[i : i + self._window])
             if folded.startswith(self._specials):
                 chars = chars or list(text)
                 chars[i] = LOOKALIKES.get(folded[0], FALLBACK)

@@ -65,9 +65,9 @@ GENERIC = ModelProfile(
     ),
 )
 
-PROFILES: dict[str, ModelProfile] = {
-    p.name: p for p in (DISC_MEDLLM, BAICHUAN2, GENERIC)
-} | {"baichuan-13b": DISC_MEDLLM}
+PROFILES: dict[str, ModelProfile] = {p.name: p for p in (DISC_MEDLLM, BAICHUAN2, GENERIC)} | {
+    "baichuan-13b": DISC_MEDLLM
+}
 
 
 def get_profile(name: str) -> ModelProfile:

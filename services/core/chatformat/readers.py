@@ -94,13 +94,12 @@ def _read_role_list(
                 )
             )
             continue
-        content = item.get("content")
-        content_ok = isinstance(content, str)
+        raw_content = item.get("content")
+        content_ok = isinstance(raw_content, str)
+        # A bad content keeps its turn (as "") so the role still counts in the order checks.
+        content: str = raw_content if isinstance(raw_content, str) else ""
         if not content_ok:
-            issues.append(
-                Issue("invalid_field", "content must be a string", f"{where}.content")
-            )
-            content = ""  # keep the turn so its role still counts in the order checks
+            issues.append(Issue("invalid_field", "content must be a string", f"{where}.content"))
         weight = item.get("weight", 1)
         if "weight" in item and (role != "assistant" or weight not in (0, 1) or weight is True):
             issues.append(
@@ -155,9 +154,7 @@ def _read_firefly(items: list[Any], system: Any) -> tuple[Conversation | None, l
                 )
                 continue
             if not content.strip():
-                issues.append(
-                    Issue("empty_content", f"{field} text is empty", f"{where}.{field}")
-                )
+                issues.append(Issue("empty_content", f"{field} text is empty", f"{where}.{field}"))
             turns.append(Turn.model_construct(role=role, content=content, weight=1))
     return _finish(turns, system or None, "firefly", issues)
 

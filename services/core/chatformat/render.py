@@ -120,10 +120,17 @@ class MarkerFormat(ChatFormat):
         self.assistant_id = self._require(
             profile.assistant_token, tokenizer.token_to_id(profile.assistant_token)
         )
-        actual = {"bos": self.bos_id, "eos": self.eos_id, "user": self.user_id,
-                  "assistant": self.assistant_id}
-        wrong = {k: (actual[k], v) for k, v in profile.expected_ids.items()
-                 if k in actual and actual[k] != v}
+        actual = {
+            "bos": self.bos_id,
+            "eos": self.eos_id,
+            "user": self.user_id,
+            "assistant": self.assistant_id,
+        }
+        wrong = {
+            k: (actual[k], v)
+            for k, v in profile.expected_ids.items()
+            if k in actual and actual[k] != v
+        }
         if wrong:
             detail = ", ".join(f"{k}={got} (expected {want})" for k, (got, want) in wrong.items())
             raise FormatError(
@@ -133,9 +140,7 @@ class MarkerFormat(ChatFormat):
             i: tokenizer.id_to_token(i)
             for i in (self.bos_id, self.eos_id, self.user_id, self.assistant_id)
         }
-        self._encoder = ContentEncoder(
-            tokenizer, {s: i for i, s in self._strings.items()}
-        )
+        self._encoder = ContentEncoder(tokenizer, {s: i for i, s in self._strings.items()})
 
     def _require(self, what: str, token_id: int | None) -> int:
         if token_id is None:
@@ -257,9 +262,7 @@ class TemplateFormat(ChatFormat):
 
     def _template(self, messages: list[dict[str, str]], *, generation: bool) -> str:
         return str(
-            self._hf.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=generation
-            )
+            self._hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
         )
 
     def render_training(

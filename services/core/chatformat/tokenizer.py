@@ -137,7 +137,9 @@ class HFTokenizer(Tokenizer):
         try:
             self._tok: Any = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
         except Exception as exc:  # transformers raises many types here; all mean "cannot load"
-            raise TokenizerLoadError(f"cannot load a Hugging Face tokenizer from {path}: {exc}")
+            raise TokenizerLoadError(
+                f"cannot load a Hugging Face tokenizer from {path}: {exc}"
+            ) from exc
         tok = self._tok
         self.name = str(path)
         self.vocab_size = len(tok)

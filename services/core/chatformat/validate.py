@@ -181,16 +181,15 @@ class _Validator:
         else:
             r.warnings += 1
         if len(r.problems) < self.max_details:
-            r.problems.append(
-                Problem(line, issue.code, issue.message, issue.param, issue.severity)
-            )
+            r.problems.append(Problem(line, issue.code, issue.message, issue.param, issue.severity))
 
     def line(self, number: int, raw: bytes) -> None:
         r = self.report
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
-            self.problem(1, Issue("utf8_bom", "file starts with a UTF-8 BOM; ignored", None,
-                                  "warning"))
+            self.problem(
+                1, Issue("utf8_bom", "file starts with a UTF-8 BOM; ignored", None, "warning")
+            )
         raw = raw.rstrip(b"\r\n")
         if not raw.strip():
             self.problem(number, Issue("blank_line", "blank line skipped", None, "warning"))
@@ -202,10 +201,13 @@ class _Validator:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as ude:
-                self.problem(number, Issue(
-                    "not_utf8",
-                    f"byte {ude.start} is not valid UTF-8; save the file as UTF-8",
-                ))
+                self.problem(
+                    number,
+                    Issue(
+                        "not_utf8",
+                        f"byte {ude.start} is not valid UTF-8; save the file as UTF-8",
+                    ),
+                )
             else:
                 self.problem(number, Issue("invalid_json", f"not valid JSON: {exc}"))
             return
@@ -251,14 +253,17 @@ class _Validator:
             if sample.truncated:
                 r.truncated_rows += 1
                 severity: Severity = "warning" if kept or not conv.has_trained_turn else "error"
-                self.problem(number, Issue(
-                    "too_long",
-                    f"{sample.full_length} tokens > max_seq_length {max_len}:"
-                    f" {sample.trained_tokens_lost} trained tokens are cut"
-                    + ("" if kept else ", nothing is left to train on"),
-                    None,
-                    severity,
-                ))
+                self.problem(
+                    number,
+                    Issue(
+                        "too_long",
+                        f"{sample.full_length} tokens > max_seq_length {max_len}:"
+                        f" {sample.trained_tokens_lost} trained tokens are cut"
+                        + ("" if kept else ", nothing is left to train on"),
+                        None,
+                        severity,
+                    ),
+                )
                 if severity == "error":
                     continue
             r.valid_rows += 1

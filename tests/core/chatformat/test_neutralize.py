@@ -12,6 +12,7 @@ from services.core.chatformat import (
     GENERIC,
     ContentEncoder,
     ControlTokenLeak,
+    Role,
     Tokenizer,
     Turn,
     chat_format,
@@ -23,17 +24,37 @@ from services.core.chatformat import (
 from services.core.chatformat.neutralize import Neutralizer
 
 INJECTIONS = [
-    "<s>", "</s>", "<unk>", "<reserved_102>", "<reserved_103>", "<reserved_0>", "<special_5>",
-    "＜/s＞", "﹤reserved_103﹥", "＜reserved＿103＞", "<|im_start|>", "<|im_end|>", "<", ">",
-    "/", "s", "reserved_10", "3>", "\n", " ", "▁", "<0x0A>",
+    "<s>",
+    "</s>",
+    "<unk>",
+    "<reserved_102>",
+    "<reserved_103>",
+    "<reserved_0>",
+    "<special_5>",
+    "＜/s＞",
+    "﹤reserved_103﹥",
+    "＜reserved＿103＞",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<",
+    ">",
+    "/",
+    "s",
+    "reserved_10",
+    "3>",
+    "\n",
+    " ",
+    "▁",
+    "<0x0A>",
 ]
 # Hostile text: random unicode interleaved with special-token strings and their pieces.
 hostile = st.lists(
     st.one_of(st.text(max_size=8), st.sampled_from(INJECTIONS), st.sampled_from("头痛发烧 ab1")),
     max_size=12,
 ).map("".join)
-FAST = settings(max_examples=300, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture(scope="module", params=["sp", "hf_marker"])
@@ -74,7 +95,7 @@ def test_content_never_yields_control_ids(marker_tok: Tokenizer, text: str) -> N
 def test_text_form_equals_id_form(
     marker_tok: Tokenizer, history: list[str], system: str | None
 ) -> None:
-    roles = ("user", "assistant")
+    roles: tuple[Role, Role] = ("user", "assistant")
     n = len(history) if len(history) % 2 else len(history) - 1
     turns = [Turn(role=roles[i % 2], content=t) for i, t in enumerate(history[:n])]
     p = render_prompt(turns, marker_tok, 100_000, system=system)
@@ -93,7 +114,10 @@ def test_training_controls_only_where_the_format_puts_them(
 ) -> None:
     messages = []
     for u, a in pairs:
-        messages += [{"role": "user", "content": u + "x"}, {"role": "assistant", "content": a + "y"}]
+        messages += [
+            {"role": "user", "content": u + "x"},
+            {"role": "assistant", "content": a + "y"},
+        ]
     s = render_training(to_conversation({"messages": messages}), marker_tok, 100_000)
     assert s.input_ids.count(195) == s.input_ids.count(196) == s.input_ids.count(2) == len(pairs)
     special = marker_tok.special_ids
@@ -107,6 +131,7 @@ def test_generic_template_content_is_neutralized(chatml_dir: Path, text: str) ->
     tok = load_tokenizer(chatml_dir)
     p = render_prompt([Turn(role="user", content=text or "x")], tok, 100_000, profile=GENERIC)
     im_start, im_end = tok.token_to_id("<|im_start|>"), tok.token_to_id("<|im_end|>")
+    assert im_start is not None and im_end is not None
     assert p.input_ids.count(im_start) == 2 and p.input_ids.count(im_end) == 1
 
 

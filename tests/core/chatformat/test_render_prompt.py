@@ -10,6 +10,7 @@ from services.core.chatformat import (
     GENERIC,
     FormatError,
     PromptTooLong,
+    Role,
     Turn,
     load_tokenizer,
     prompt_budget,
@@ -20,7 +21,7 @@ U, A, BOS, EOS = 195, 196, 1, 2
 
 
 def turns(*texts: str) -> list[Turn]:
-    roles = ("user", "assistant")
+    roles: tuple[Role, Role] = ("user", "assistant")
     return [Turn(role=roles[i % 2], content=t) for i, t in enumerate(texts)]
 
 
@@ -36,7 +37,9 @@ def test_prompt_matches_training_prefix(sp_dir: Path) -> None:
 
 def test_oldest_whole_rounds_dropped_first(sp_dir: Path) -> None:
     tok = load_tokenizer(sp_dir)
-    history = turns("第一个问题很长很长很长", "第一个回答", "第二个问题", "第二个回答", "第三个问题")
+    history = turns(
+        "第一个问题很长很长很长", "第一个回答", "第二个问题", "第二个回答", "第三个问题"
+    )
     full = render_prompt(history, tok, 4096)
     last_round = render_prompt(history[-1:], tok, 4096)
     two_rounds = render_prompt(history[2:], tok, 4096)

@@ -40,34 +40,48 @@ def test_two_rounds_exact(sp_dir: Path, sp: spm.SentencePieceProcessor) -> None:
     sample = render_training(disc("头痛三天", "建议休息", "发烧吗", "请测体温"), tok, 1200)
     assert sample.input_ids == [BOS, U, *u1, A, *a1, EOS, U, *u2, A, *a2, EOS]
     assert sample.target_mask == (
-        [0] + [0] * (1 + len(u1)) + [0] + [1] * (len(a1) + 1)
-        + [0] * (1 + len(u2)) + [0] + [1] * (len(a2) + 1)
+        [0]
+        + [0] * (1 + len(u1))
+        + [0]
+        + [1] * (len(a1) + 1)
+        + [0] * (1 + len(u2))
+        + [0]
+        + [1] * (len(a2) + 1)
     )
     assert not sample.truncated and sample.trained_tokens_lost == 0
 
 
 def test_weight_zero_turn_is_context_only(sp_dir: Path, sp: spm.SentencePieceProcessor) -> None:
     tok = load_tokenizer(sp_dir)
-    conv = to_conversation({"messages": [
-        {"role": "user", "content": "头痛"},
-        {"role": "assistant", "content": "休息", "weight": 0},
-        {"role": "user", "content": "发烧"},
-        {"role": "assistant", "content": "就医"},
-    ]})
+    conv = to_conversation(
+        {
+            "messages": [
+                {"role": "user", "content": "头痛"},
+                {"role": "assistant", "content": "休息", "weight": 0},
+                {"role": "user", "content": "发烧"},
+                {"role": "assistant", "content": "就医"},
+            ]
+        }
+    )
     sample = render_training(conv, tok, 1200)
     u1, a1, u2, a2 = (sp.encode(t) for t in ("头痛", "休息", "发烧", "就医"))
     assert sample.input_ids == [BOS, U, *u1, A, *a1, EOS, U, *u2, A, *a2, EOS]
     assert sample.target_mask == (
-        [0] * (2 + len(u1)) + [0] * (len(a1) + 2) + [0] * (1 + len(u2)) + [0]
-        + [1] * (len(a2) + 1)
+        [0] * (2 + len(u1)) + [0] * (len(a1) + 2) + [0] * (1 + len(u2)) + [0] + [1] * (len(a2) + 1)
     )
 
 
 def test_system_text_follows_bos_untrained(sp_dir: Path, sp: spm.SentencePieceProcessor) -> None:
     tok = load_tokenizer(sp_dir)
-    conv = to_conversation({"messages": [
-        {"role": "system", "content": "你是医生"},
-        {"role": "user", "content": "头痛"}, {"role": "assistant", "content": "休息"}]})
+    conv = to_conversation(
+        {
+            "messages": [
+                {"role": "system", "content": "你是医生"},
+                {"role": "user", "content": "头痛"},
+                {"role": "assistant", "content": "休息"},
+            ]
+        }
+    )
     s = render_training(conv, tok, 1200)
     sys_ids = sp.encode("你是医生")
     assert s.input_ids[: 1 + len(sys_ids)] == [BOS, *sys_ids]
@@ -128,11 +142,17 @@ def test_profile_mismatch_is_loud(sp_dir: Path) -> None:
 
 def test_generic_chat_template_masks_assistant_turns(chatml_dir: Path) -> None:
     tok = load_tokenizer(chatml_dir)
-    conv = to_conversation({"messages": [
-        {"role": "system", "content": "be kind"},
-        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-        {"role": "user", "content": "bye"}, {"role": "assistant", "content": "ciao", "weight": 0},
-    ]})
+    conv = to_conversation(
+        {
+            "messages": [
+                {"role": "system", "content": "be kind"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "bye"},
+                {"role": "assistant", "content": "ciao", "weight": 0},
+            ]
+        }
+    )
     s = render_training(conv, tok, 4096, profile=GENERIC)
     text = tok.decode(s.input_ids)
     assert text.startswith("<|im_start|>system\nbe kind<|im_end|>")

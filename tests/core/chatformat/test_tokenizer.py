@@ -40,7 +40,7 @@ def test_content_encoding_adds_no_bos(sp_dir: Path) -> None:
     tok = load_tokenizer(sp_dir)
     sp = spm.SentencePieceProcessor(model_file=str(sp_dir / "tokenizer.model"))
     assert tok.encode("头痛三天") == sp.encode("头痛三天")
-    assert tok.encode("")== []
+    assert tok.encode("") == []
     assert tok.encode_batch(["头痛", "发烧"]) == [sp.encode("头痛"), sp.encode("发烧")]
 
 

@@ -14,8 +14,12 @@ from services.core.chatformat.validate import Distribution, validate_file
 
 from ...support.tokenizers import SFT_EXAMPLES
 
-GOOD = {"conversation": [{"role": "user", "content": "头痛"},
-                         {"role": "assistant", "content": "多休息"}]}
+GOOD = {
+    "conversation": [
+        {"role": "user", "content": "头痛"},
+        {"role": "assistant", "content": "多休息"},
+    ]
+}
 
 
 def line(obj: Any) -> bytes:
@@ -28,28 +32,47 @@ def problems(report: Any) -> list[tuple[int, str]]:
 
 def test_known_faults_on_known_lines(tmp_path: Path) -> None:
     rows = [
-        line(GOOD),                                                     # 1
-        b'{"conversation": [{"role": "user", "content": "x"}\n',        # 2 invalid_json
-        line({"foo": []}),                                              # 3 missing_messages
-        line({"messages": [{"role": "nurse", "content": "x"}]}),        # 4 unrecognized_role
-        line({"messages": [{"role": "user", "content": "a"},
-                           {"role": "user", "content": "b"},
-                           {"role": "assistant", "content": "c"}]}),    # 5 consecutive_roles
-        line({"messages": [{"role": "user", "content": " "},
-                           {"role": "assistant", "content": "c"}]}),    # 6 empty_content
-        line({"messages": [{"role": "user", "content": "a"}]}),         # 7 no_assistant_turn
-        line({"messages": [{"role": "user", "content": "a"},
-                           {"role": "assistant", "content": "b", "weight": 0.5}]}),  # 8
-        b'{"messages": "\xff\xfe"}\n',                                  # 9 not_utf8
-        line(GOOD),                                                     # 10
+        line(GOOD),  # 1
+        b'{"conversation": [{"role": "user", "content": "x"}\n',  # 2 invalid_json
+        line({"foo": []}),  # 3 missing_messages
+        line({"messages": [{"role": "nurse", "content": "x"}]}),  # 4 unrecognized_role
+        line(
+            {
+                "messages": [
+                    {"role": "user", "content": "a"},
+                    {"role": "user", "content": "b"},
+                    {"role": "assistant", "content": "c"},
+                ]
+            }
+        ),  # 5 consecutive_roles
+        line(
+            {"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "c"}]}
+        ),  # 6 empty_content
+        line({"messages": [{"role": "user", "content": "a"}]}),  # 7 no_assistant_turn
+        line(
+            {
+                "messages": [
+                    {"role": "user", "content": "a"},
+                    {"role": "assistant", "content": "b", "weight": 0.5},
+                ]
+            }
+        ),  # 8
+        b'{"messages": "\xff\xfe"}\n',  # 9 not_utf8
+        line(GOOD),  # 10
     ]
     path = tmp_path / "faults.jsonl"
     path.write_bytes(b"".join(rows))
     report = validate_file(path)
     assert problems(report) == [
-        (2, "invalid_json"), (3, "missing_messages"), (4, "unrecognized_role"),
-        (4, "no_assistant_turn"), (5, "consecutive_roles"), (6, "empty_content"),
-        (7, "no_assistant_turn"), (8, "invalid_weight"), (9, "not_utf8"),
+        (2, "invalid_json"),
+        (3, "missing_messages"),
+        (4, "unrecognized_role"),
+        (4, "no_assistant_turn"),
+        (5, "consecutive_roles"),
+        (6, "empty_content"),
+        (7, "no_assistant_turn"),
+        (8, "invalid_weight"),
+        (9, "not_utf8"),
     ]
     assert not report.ok and report.errors == 9
     assert (report.rows, report.valid_rows) == (10, 2)
@@ -57,12 +80,20 @@ def test_known_faults_on_known_lines(tmp_path: Path) -> None:
 
 def test_too_long_reports_token_count_and_limit(tmp_path: Path, sp_dir: Path) -> None:
     fmt = chat_format(load_tokenizer(sp_dir))
-    long_answer = {"conversation": [{"role": "user", "content": "头痛"},
-                                    {"role": "assistant", "content": "多休息。" * 40},
-                                    {"role": "user", "content": "还有呢"},
-                                    {"role": "assistant", "content": "多喝水。" * 40}]}
-    first_too_long = {"conversation": [{"role": "user", "content": "头痛" * 200},
-                                       {"role": "assistant", "content": "休息"}]}
+    long_answer = {
+        "conversation": [
+            {"role": "user", "content": "头痛"},
+            {"role": "assistant", "content": "多休息。" * 40},
+            {"role": "user", "content": "还有呢"},
+            {"role": "assistant", "content": "多喝水。" * 40},
+        ]
+    }
+    first_too_long = {
+        "conversation": [
+            {"role": "user", "content": "头痛" * 200},
+            {"role": "assistant", "content": "休息"},
+        ]
+    }
     path = tmp_path / "long.jsonl"
     path.write_bytes(line(GOOD) + line(long_answer) + line(first_too_long))
     report = validate_file(path, chat_format=fmt, max_seq_length=200)
@@ -121,8 +152,12 @@ def test_blank_lines_are_warnings(tmp_path: Path) -> None:
 
 def test_ten_megabyte_single_line(tmp_path: Path, sp_dir: Path) -> None:
     fmt = chat_format(load_tokenizer(sp_dir))
-    big = {"conversation": [{"role": "user", "content": "头痛"},
-                            {"role": "assistant", "content": "多喝水，注意休息。" * 400_000}]}
+    big = {
+        "conversation": [
+            {"role": "user", "content": "头痛"},
+            {"role": "assistant", "content": "多喝水，注意休息。" * 400_000},
+        ]
+    }
     path = tmp_path / "big.jsonl"
     path.write_bytes(line(big))
     assert os.path.getsize(path) > 10_000_000
