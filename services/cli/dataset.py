@@ -276,3 +276,20 @@ def _show(out: Console, fmt: ChatFormat, number: int, result: dict[str, Any]) ->
         start = i
     out.print(view)
     out.print(f"[dim]{len(ids)} tokens, {sum(mask)} trained (green); control tokens magenta[/dim]")
+
+
+@click.command("dev-tokenizer")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL dialogues to train on.",
+)
+def dev_tokenizer(out_dir: Path, source: Path) -> None:
+    """Build a tiny Baichuan-shaped tokenizer (for development without model downloads)."""
+    from services.core.devtools.tiny_tokenizer import build_tiny_tokenizer, jsonl_texts
+
+    build_tiny_tokenizer(out_dir, jsonl_texts(source))
+    err.print(f"wrote {out_dir / 'tokenizer.model'} (<reserved_102>=195, <reserved_103>=196)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .dataset import render, validate
+from .dataset import dev_tokenizer, render, validate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,3 +15,4 @@ def cli() -> None:
 
 cli.add_command(validate)
 cli.add_command(render)
+cli.add_command(dev_tokenizer)

@@ -111,3 +111,12 @@ def test_render_coloured_view(sp_dir: Path) -> None:
     assert r.returncode == 0
     assert "<s><reserved_102>中央型肺癌" in r.stdout.replace("\n", "")
     assert "trained (green)" in r.stdout
+
+
+def test_dev_tokenizer_builds_a_baichuan_shaped_model(tmp_path: Path) -> None:
+    r = medchat("dev-tokenizer", tmp_path / "tok", "--from", SFT_EXAMPLES)
+    assert r.returncode == 0, r.stderr
+    from services.core.chatformat import load_tokenizer
+
+    tok = load_tokenizer(tmp_path / "tok")
+    assert tok.token_to_id("<reserved_102>") == 195 and tok.token_to_id("<reserved_103>") == 196

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from services.core.devtools.tiny_tokenizer import MARKER_PIECES, build_tiny_tokenizer
+
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 SFT_EXAMPLES = SHARED / "data" / "disc-medllm" / "sft_examples.jsonl"
-
-# ids 0/1/2 = <unk>/<s>/</s>; user-defined pieces fill 3..199 so that
-# <reserved_102> = 195 and <reserved_103> = 196, as in Baichuan-13B.
-RESERVED_OFFSET = 93
-MARKER_PIECES = [
-    f"<reserved_{i - RESERVED_OFFSET}>" if i >= RESERVED_OFFSET else f"<special_{i}>"
-    for i in range(3, 200)
-]
 
 
 def corpus() -> Iterator[str]:
@@ -30,32 +23,7 @@ def corpus() -> Iterator[str]:
 
 
 def build_baichuan_like_sentencepiece(out_dir: Path, *, add_dummy_prefix: bool = False) -> Path:
-    """Baichuan-13B's tokenizer.model has identity normalization, no dummy prefix, no
-    whitespace folding and byte fallback; `add_dummy_prefix=True` gives the Llama-style
-    variant for the tests that must notice the difference."""
-    import sentencepiece as spm
-
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=corpus(),
-        model_writer=model,
-        vocab_size=3000,
-        model_type="bpe",
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=-1,
-        user_defined_symbols=MARKER_PIECES,
-        byte_fallback=True,
-        split_digits=True,
-        character_coverage=0.9995,
-        normalization_rule_name="identity",
-        add_dummy_prefix=add_dummy_prefix,
-        remove_extra_whitespaces=add_dummy_prefix,
-        minloglevel=2,
-    )
-    (out_dir / "tokenizer.model").write_bytes(model.getvalue())
-    return out_dir
+    return build_tiny_tokenizer(out_dir, corpus(), add_dummy_prefix=add_dummy_prefix)
 
 
 def _train_bpe(specials: list[str], vocab_size: int) -> object:

@@ -1,0 +1,1 @@
+"""Development helpers: tiny stand-ins for artifacts that cannot be downloaded here."""
