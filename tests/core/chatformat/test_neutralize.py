@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -151,3 +152,32 @@ def test_leak_fails_closed() -> None:
     encoder = ContentEncoder(_LeakyTokenizer())  # type: ignore[arg-type]
     with pytest.raises(ControlTokenLeak):
         encoder.encode("anything")
+
+
+@pytest.fixture(scope="module")
+def engine_tokenizer(sp_dir: Path) -> Any:
+    """transformers' own slow SentencePiece tokenizer on the same model: what TGI's router
+    runs for Baichuan (its remote BaichuanTokenizer is a copy of that slow path)."""
+    from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
+
+    return SentencePieceBackend(
+        vocab_file=str(sp_dir / "tokenizer.model"),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<unk>",
+        legacy=True,
+    )
+
+
+@FAST
+@given(history=st.lists(hostile, min_size=1, max_size=5), system=st.none() | hostile)
+def test_text_form_matches_transformers_slow_tokenizer(
+    sp_dir: Path, engine_tokenizer: Any, history: list[str], system: str | None
+) -> None:
+    tok = load_tokenizer(sp_dir)
+    roles: tuple[Role, Role] = ("user", "assistant")
+    n = len(history) if len(history) % 2 else len(history) - 1
+    turns = [Turn(role=roles[i % 2], content=t) for i, t in enumerate(history[:n])]
+    p = render_prompt(turns, tok, 100_000, system=system)
+    assert engine_tokenizer(p.text, add_special_tokens=False)["input_ids"] == p.input_ids
