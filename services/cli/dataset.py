@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,8 @@ from services.core.chatformat import (
 from services.core.chatformat.validate import ValidationReport, validate_file
 
 err = Console(stderr=True)
+# Starting worker processes costs about a second; below this size one process is faster.
+PARALLEL_FROM_BYTES = 64 << 20
 
 
 def _bind(tokenizer_dir: Path, profile_name: str) -> ChatFormat:
@@ -66,6 +69,12 @@ max_len_option = click.option(
 @max_len_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--max-details", default=1000, show_default=True, help="Problems listed in full.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes to validate with (default: one per core for files over 64 MB).",
+)
 def validate(
     file: Path,
     tokenizer_dir: Path | None,
@@ -73,6 +82,7 @@ def validate(
     max_seq_length: int | None,
     as_json: bool,
     max_details: int,
+    workers: int | None,
 ) -> None:
     """Check a dialogue JSONL file; exit 1 when any line has an error.
 
@@ -81,6 +91,8 @@ def validate(
     """
     fmt = _bind(tokenizer_dir, profile_name) if tokenizer_dir else None
     size = file.stat().st_size
+    if workers is None:
+        workers = (os.cpu_count() or 1) if size > PARALLEL_FROM_BYTES else 1
     progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -98,6 +110,7 @@ def validate(
                 chat_format=fmt,
                 max_seq_length=max_seq_length,
                 max_details=max_details,
+                workers=workers,
                 progress=lambda done: progress.update(task, completed=done),
             )
         except FormatError as exc:

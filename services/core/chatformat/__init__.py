@@ -7,7 +7,7 @@ training and serving cannot drift apart.
 from .conversation import Conversation, Role, Turn
 from .neutralize import ContentEncoder, ControlTokenLeak
 from .profiles import BAICHUAN2, DISC_MEDLLM, GENERIC, PROFILES, ModelProfile, get_profile
-from .readers import ConversationError, Issue, parse_conversation, to_conversation
+from .readers import ConversationError, Issue, Row, parse_conversation, read_row, to_conversation
 from .render import (
     ChatFormat,
     FormatError,
@@ -37,6 +37,7 @@ __all__ = [
     "Prompt",
     "PromptTooLong",
     "Role",
+    "Row",
     "Tokenizer",
     "TokenizerLoadError",
     "TrainingSample",
@@ -46,6 +47,7 @@ __all__ = [
     "load_tokenizer",
     "parse_conversation",
     "prompt_budget",
+    "read_row",
     "render_prompt",
     "render_training",
     "to_conversation",

@@ -26,6 +26,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 from .tokenizer import Tokenizer
 
@@ -88,19 +89,37 @@ class ContentEncoder:
         self.tokenizer = tokenizer
         self.forbidden_ids = tokenizer.special_ids | frozenset(extra.values())
         self.neutralize = Neutralizer((*tokenizer.special_strings, *extra))
+        # Special ids usually sit at one end of the vocabulary (SentencePiece: the start,
+        # added tokens: the end), so one min() or max() over a whole batch clears it.
+        self._lo = min(self.forbidden_ids, default=0)
+        self._hi = max(self.forbidden_ids, default=-1)
+        self._low_end = self._hi < tokenizer.vocab_size // 2
+
+    def encode_ids(self, texts: Sequence[str]) -> tuple[list[str], list[list[int]]]:
+        """Neutralized texts and their ids, one batch call to the tokenizer."""
+        clean = [self.neutralize(t) for t in texts]
+        encoded = self.tokenizer.encode_batch(clean)
+        if not self._batch_is_clean(encoded):
+            for i, ids in enumerate(encoded):
+                if not self.forbidden_ids.isdisjoint(ids):
+                    clean[i], encoded[i] = self._repair(clean[i], ids)
+        return clean, encoded
 
     def encode_many(self, texts: Sequence[str]) -> list[Content]:
-        """One batch call to the tokenizer for all texts."""
-        clean = [self.neutralize(t) for t in texts]
-        out: list[Content] = []
-        for text, ids in zip(clean, self.tokenizer.encode_batch(clean), strict=True):
-            if not self.forbidden_ids.isdisjoint(ids):
-                text, ids = self._repair(text, ids)
-            out.append(Content(text, ids))
-        return out
+        clean, encoded = self.encode_ids(texts)
+        return [Content(t, ids) for t, ids in zip(clean, encoded, strict=True)]
 
     def encode(self, text: str) -> Content:
         return self.encode_many([text])[0]
+
+    def _batch_is_clean(self, encoded: list[list[int]]) -> bool:
+        """True when no id of the batch can be forbidden (False means: check each text)."""
+        if not self.forbidden_ids:
+            return True
+        ids = chain.from_iterable(encoded)
+        if self._low_end:
+            return min(ids, default=self._hi + 1) > self._hi
+        return max(ids, default=self._lo - 1) < self._lo
 
     def _repair(self, text: str, ids: list[int]) -> tuple[str, list[int]]:
         tok = self.tokenizer

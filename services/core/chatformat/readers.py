@@ -11,7 +11,7 @@ report all of them for a line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .conversation import Conversation, SourceFormat, Turn
@@ -38,16 +38,45 @@ class ConversationError(ValueError):
 _ROLES = ("system", "user", "assistant")
 
 
-def parse_conversation(obj: Any) -> tuple[Conversation | None, list[Issue]]:
+@dataclass(slots=True)
+class Row:
+    """What a reader found in one row: parallel lists, no per-turn objects.
+
+    The validator's hot path works on this (a pydantic object per turn costs more than
+    parsing the JSON); `to_conversation()` gives the Conversation record everything else uses.
+    """
+
+    roles: list[str] = field(default_factory=list)
+    contents: list[str] = field(default_factory=list)
+    weights: list[int] = field(default_factory=list)
+    system: str | None = None
+    source_format: SourceFormat = "internal"
+
+    @property
+    def has_trained_turn(self) -> bool:
+        return any(r == "assistant" and w for r, w in zip(self.roles, self.weights, strict=True))
+
+    def to_conversation(self) -> Conversation:
+        # The reader already validated every field; model_construct skips a second pass.
+        turns = tuple(
+            Turn.model_construct(role=r, content=c, weight=w)
+            for r, c, w in zip(self.roles, self.contents, self.weights, strict=True)
+        )
+        return Conversation.model_construct(
+            turns=turns, system=self.system, source_format=self.source_format
+        )
+
+
+def read_row(obj: Any) -> tuple[Row | None, list[Issue]]:
     """Detect the format of one decoded JSON value and read it.
 
-    Returns the conversation (None when any error was found) and all issues, warnings included.
+    Returns the row (None when any error was found) and all issues, warnings included.
     """
     if not isinstance(obj, dict):
         kind = type(obj).__name__
         return None, [Issue("missing_messages", f"each line must be a JSON object, got {kind}")]
     if "messages" in obj:
-        return _read_role_list(obj["messages"], "messages", "openai", allow_system=True)
+        return _read_role_list(obj["messages"], "messages", "openai")
     conv = obj.get("conversation")
     if conv is None:
         return None, [
@@ -58,7 +87,13 @@ def parse_conversation(obj: Any) -> tuple[Conversation | None, list[Issue]]:
         ]
     if isinstance(conv, list) and conv and isinstance(conv[0], dict) and "role" not in conv[0]:
         return _read_firefly(conv, obj.get("system"))
-    return _read_role_list(conv, "conversation", "disc", allow_system=True)
+    return _read_role_list(conv, "conversation", "disc")
+
+
+def parse_conversation(obj: Any) -> tuple[Conversation | None, list[Issue]]:
+    """read_row, returning the Conversation record."""
+    row, issues = read_row(obj)
+    return (row.to_conversation() if row is not None else None), issues
 
 
 def to_conversation(obj: Any) -> Conversation:
@@ -69,99 +104,97 @@ def to_conversation(obj: Any) -> Conversation:
     return conversation
 
 
-def _read_role_list(
-    items: Any, key: str, fmt: SourceFormat, *, allow_system: bool
-) -> tuple[Conversation | None, list[Issue]]:
+def _read_role_list(items: Any, key: str, fmt: SourceFormat) -> tuple[Row | None, list[Issue]]:
     if not isinstance(items, list) or not items:
         return None, [Issue("missing_messages", f'"{key}" must be a non-empty list', key)]
     issues: list[Issue] = []
-    turns: list[Turn] = []
-    system: str | None = None
+    row = Row(source_format=fmt)
     unknown_role = False  # the role sequence is unknown: order checks would only cascade
     for i, item in enumerate(items):
-        where = f"{key}[{i}]"
         if not isinstance(item, dict):
-            issues.append(Issue("invalid_field", "each message must be an object", where))
+            issues.append(Issue("invalid_field", "each message must be an object", f"{key}[{i}]"))
             continue
         role = item.get("role")
+        content = item.get("content")
         if role not in _ROLES:
             unknown_role = True
             issues.append(
                 Issue(
                     "unrecognized_role",
                     f"role {role!r} is not one of system, user, assistant",
-                    f"{where}.role",
+                    f"{key}[{i}].role",
                 )
             )
             continue
-        raw_content = item.get("content")
-        content_ok = isinstance(raw_content, str)
-        # A bad content keeps its turn (as "") so the role still counts in the order checks.
-        content: str = raw_content if isinstance(raw_content, str) else ""
-        if not content_ok:
-            issues.append(Issue("invalid_field", "content must be a string", f"{where}.content"))
-        weight = item.get("weight", 1)
-        if "weight" in item and (role != "assistant" or weight not in (0, 1) or weight is True):
-            issues.append(
-                Issue(
-                    "invalid_weight",
-                    f"weight must be 0 or 1 and only on assistant messages, got {weight!r}"
-                    f" on a {role} message",
-                    f"{where}.weight",
+        weight = 1
+        if "weight" in item:
+            weight = item["weight"]
+            if role != "assistant" or weight not in (0, 1) or isinstance(weight, bool):
+                issues.append(
+                    Issue(
+                        "invalid_weight",
+                        f"weight must be 0 or 1 and only on assistant messages, got {weight!r}"
+                        f" on a {role} message",
+                        f"{key}[{i}].weight",
+                    )
                 )
-            )
-            weight = 1
+                weight = 1
+        if type(content) is not str:
+            issues.append(Issue("invalid_field", "content must be a string", f"{key}[{i}].content"))
+            content = None
+        elif role != "system" and (not content or content.isspace()):
+            issues.append(Issue("empty_content", f"{role} message is empty", f"{key}[{i}].content"))
         if role == "system":
-            if turns or system is not None or not allow_system:
+            if row.roles or row.system is not None:
                 issues.append(
                     Issue(
                         "unrecognized_role",
                         "a system message is only allowed first",
-                        f"{where}.role",
+                        f"{key}[{i}].role",
                     )
                 )
             else:
-                system = content
+                row.system = content
             continue
-        if content_ok and not content.strip():
-            issues.append(Issue("empty_content", f"{role} message is empty", f"{where}.content"))
-        turns.append(Turn.model_construct(role=role, content=content, weight=weight))
+        # A bad content keeps its turn (as "") so the role still counts in the order checks.
+        row.roles.append(role)
+        row.contents.append(content or "")
+        row.weights.append(weight)
     if not unknown_role:
-        issues += _check_order(turns, key)
-    return _finish(turns, system, fmt, issues)
+        _check_order(row.roles, key, issues)
+    return _finish(row, issues)
 
 
-def _read_firefly(items: list[Any], system: Any) -> tuple[Conversation | None, list[Issue]]:
+def _read_firefly(items: list[Any], system: Any) -> tuple[Row | None, list[Issue]]:
     issues: list[Issue] = []
-    turns: list[Turn] = []
-    if system is not None and not isinstance(system, str):
+    if system is not None and type(system) is not str:
         issues.append(Issue("invalid_field", "system must be a string", "system"))
         system = None
+    row = Row(system=system or None, source_format="firefly")
     for i, item in enumerate(items):
-        where = f"conversation[{i}]"
         if not isinstance(item, dict):
-            issues.append(Issue("invalid_field", "each round must be an object", where))
+            issues.append(
+                Issue("invalid_field", "each round must be an object", f"conversation[{i}]")
+            )
             continue
-        for field, role in (("human", "user"), ("assistant", "assistant")):
-            content = item.get(field)
-            if not isinstance(content, str):
+        for field_name, role in (("human", "user"), ("assistant", "assistant")):
+            content = item.get(field_name)
+            where = f"conversation[{i}].{field_name}"
+            if type(content) is not str:
                 issues.append(
-                    Issue(
-                        "invalid_field",
-                        f'a Firefly round needs a string "{field}"',
-                        f"{where}.{field}",
-                    )
+                    Issue("invalid_field", f'a Firefly round needs a string "{field_name}"', where)
                 )
                 continue
-            if not content.strip():
-                issues.append(Issue("empty_content", f"{field} text is empty", f"{where}.{field}"))
-            turns.append(Turn.model_construct(role=role, content=content, weight=1))
-    return _finish(turns, system or None, "firefly", issues)
+            if not content or content.isspace():
+                issues.append(Issue("empty_content", f"{field_name} text is empty", where))
+            row.roles.append(role)
+            row.contents.append(content)
+            row.weights.append(1)
+    return _finish(row, issues)
 
 
-def _check_order(turns: list[Turn], key: str) -> list[Issue]:
-    issues: list[Issue] = []
-    if turns and turns[0].role != "user":
+def _check_order(roles: list[str], key: str, issues: list[Issue]) -> None:
+    if roles and roles[0] != "user":
         issues.append(
             Issue(
                 "first_turn_not_user",
@@ -169,17 +202,17 @@ def _check_order(turns: list[Turn], key: str) -> list[Issue]:
                 f"{key}[0].role",
             )
         )
-    for i in range(1, len(turns)):
-        if turns[i].role == turns[i - 1].role:
+    for i in range(1, len(roles)):
+        if roles[i] == roles[i - 1]:
             issues.append(
                 Issue(
                     "consecutive_roles",
-                    f"two {turns[i].role} messages in a row (messages {i - 1} and {i} after"
+                    f"two {roles[i]} messages in a row (messages {i - 1} and {i} after"
                     " any system message); merge them or add the missing turn",
                     key,
                 )
             )
-    if turns and turns[-1].role == "user" and len(turns) > 1:
+    if len(roles) > 1 and roles[-1] == "user":
         issues.append(
             Issue(
                 "trailing_user_turn",
@@ -188,15 +221,12 @@ def _check_order(turns: list[Turn], key: str) -> list[Issue]:
                 "warning",
             )
         )
-    return issues
 
 
-def _finish(
-    turns: list[Turn], system: str | None, fmt: SourceFormat, issues: list[Issue]
-) -> tuple[Conversation | None, list[Issue]]:
-    if not any(t.role == "assistant" for t in turns):
+def _finish(row: Row, issues: list[Issue]) -> tuple[Row | None, list[Issue]]:
+    if "assistant" not in row.roles:
         issues.append(Issue("no_assistant_turn", "no assistant message to learn from"))
-    elif not any(t.role == "assistant" and t.weight == 1 for t in turns):
+    elif not row.has_trained_turn:
         issues.append(
             Issue(
                 "no_trained_turn",
@@ -206,8 +236,4 @@ def _finish(
         )
     if any(i.severity == "error" for i in issues):
         return None, issues
-    # The checks above are the validation; model_construct skips a second pass (hot path).
-    conversation = Conversation.model_construct(
-        turns=tuple(turns), system=system, source_format=fmt
-    )
-    return conversation, issues
+    return row, issues

@@ -18,6 +18,7 @@ from typing import Any
 from .conversation import Conversation, Turn
 from .neutralize import Content, ContentEncoder
 from .profiles import DISC_MEDLLM, ModelProfile
+from .readers import Row
 from .tokenizer import HFTokenizer, Tokenizer
 
 
@@ -47,6 +48,20 @@ class TrainingSample:
     @property
     def truncated(self) -> bool:
         return self.full_length > len(self.input_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingStats:
+    """What truncation does to one row, without building its ids (the validator's view)."""
+
+    full_length: int  # tokens before truncation
+    kept_length: int
+    trained_tokens: int  # target tokens kept
+    trained_tokens_lost: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.full_length > self.kept_length
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +95,17 @@ def _rounds(turns: Sequence[Turn]) -> list[list[int]]:
     return rounds
 
 
+def _fit(sizes: Sequence[int], head: int, max_len: int) -> int:
+    """DISC-MedLLM's truncation rule: after `head` tokens, keep messages while they fit and
+    stop before the first that would pass `max_len`. Returns how many messages are kept."""
+    used = head
+    for i, n in enumerate(sizes):
+        used += n
+        if used > max_len:
+            return i
+    return len(sizes)
+
+
 def _check_history(history: Sequence[Turn]) -> None:
     if not history or history[-1].role != "user":
         raise FormatError("a prompt history must end with the user's current message")
@@ -93,21 +119,36 @@ class ChatFormat(ABC):
         self.profile = profile
 
     @abstractmethod
-    def render_training(
-        self,
-        conversation: Conversation,
-        max_seq_length: int,
-        contents: Sequence[Content] | None = None,
-    ) -> TrainingSample:
-        """`contents`: the turns' (then the system's) encoded contents, when already batched."""
+    def render_training(self, conversation: Conversation, max_seq_length: int) -> TrainingSample:
+        """`input_ids` and `target_mask` for one conversation."""
+
+    def measure_training(
+        self, row: Row, lengths: Sequence[int], max_seq_length: int
+    ) -> TrainingStats:
+        """Truncation figures for a row whose contents (turns, then system) encode to
+        `lengths` tokens. Formats that can count without rendering override this."""
+        sample = self.render_training(row.to_conversation(), max_seq_length)
+        return TrainingStats(
+            sample.full_length,
+            len(sample.input_ids),
+            sum(sample.target_mask),
+            sample.trained_tokens_lost,
+        )
 
     @abstractmethod
     def render_prompt(
         self, history: Sequence[Turn], budget: int, system: str | None = None
     ) -> Prompt: ...
 
-    @abstractmethod
-    def encode_contents(self, texts: Sequence[str]) -> list[Content]: ...
+    _encoder: ContentEncoder
+
+    def encode_contents(self, texts: Sequence[str]) -> list[Content]:
+        """Neutralized, encoded contents (one tokenizer batch call)."""
+        return self._encoder.encode_many(texts)
+
+    def content_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token counts of contents, as encode_contents would give them."""
+        return [len(ids) for ids in self._encoder.encode_ids(texts)[1]]
 
 
 class MarkerFormat(ChatFormat):
@@ -150,9 +191,6 @@ class MarkerFormat(ChatFormat):
             )
         return token_id
 
-    def encode_contents(self, texts: Sequence[str]) -> list[Content]:
-        return self._encoder.encode_many(texts)
-
     def _turn_segment(self, turn: Turn, content: Content) -> tuple[list[int], list[int]]:
         if turn.role == "user":
             ids = [self.user_id, *content.ids]
@@ -165,40 +203,42 @@ class MarkerFormat(ChatFormat):
             return self._strings[self.user_id] + content.text
         return self._strings[self.assistant_id] + content.text + self._strings[self.eos_id]
 
-    def render_training(
-        self,
-        conversation: Conversation,
-        max_seq_length: int,
-        contents: Sequence[Content] | None = None,
-    ) -> TrainingSample:
+    def render_training(self, conversation: Conversation, max_seq_length: int) -> TrainingSample:
         turns = conversation.turns
-        if contents is None:
-            texts = [t.content for t in turns]
-            if conversation.system:
-                texts.append(conversation.system)
-            contents = self.encode_contents(texts)
-        input_ids, target_mask = [self.bos_id], [0]
+        texts = [t.content for t in turns]
         if conversation.system:
-            system_ids = contents[len(turns)].ids
-            input_ids += system_ids
-            target_mask += [0] * len(system_ids)
-        full_length = len(input_ids)
-        lost = 0
-        stopped = len(input_ids) > max_seq_length
-        for turn, content in zip(turns, contents, strict=False):
-            ids, mask = self._turn_segment(turn, content)
-            full_length += len(ids)
-            # DISC-MedLLM's rule: stop before the first message that would pass the limit.
-            if stopped or len(input_ids) + len(ids) > max_seq_length:
-                stopped = True
-                lost += sum(mask)
-                continue
+            texts.append(conversation.system)
+        contents = self.encode_contents(texts)
+        head = [self.bos_id] + (contents[-1].ids if conversation.system else [])
+        segments = [self._turn_segment(t, c) for t, c in zip(turns, contents, strict=False)]
+        kept = _fit([len(ids) for ids, _ in segments], len(head), max_seq_length)
+        input_ids, target_mask = list(head), [0] * len(head)
+        for ids, mask in segments[:kept]:
             input_ids += ids
             target_mask += mask
-        lost += sum(target_mask[max_seq_length:])
+        lost = sum(sum(mask) for _, mask in segments[kept:])
+        full_length = len(head) + sum(len(ids) for ids, _ in segments)
         return TrainingSample(
             input_ids[:max_seq_length], target_mask[:max_seq_length], full_length, lost
         )
+
+    def measure_training(
+        self, row: Row, lengths: Sequence[int], max_seq_length: int
+    ) -> TrainingStats:
+        # _turn_segment's sizes without building it: user [user]+ids; assistant
+        # [assistant]+ids+[eos], of which ids+eos train when the weight is 1. The stop rule
+        # is _fit's (one loop here: this runs for every row of a validated file).
+        full = kept = 1 + (lengths[len(row.roles)] if row.system else 0)
+        trained_kept = lost = 0
+        fits = True
+        for role, k, w in zip(row.roles, lengths, row.weights, strict=False):
+            size, trained = (k + 1, 0) if role == "user" else (k + 2, (k + 1) * w)
+            full += size
+            if fits and full <= max_seq_length:
+                kept, trained_kept = full, trained_kept + trained
+            else:
+                fits, lost = False, lost + trained
+        return TrainingStats(full, min(kept, max_seq_length), trained_kept, lost)
 
     def render_prompt(
         self, history: Sequence[Turn], budget: int, system: str | None = None
@@ -249,9 +289,6 @@ class TemplateFormat(ChatFormat):
         self._hf: Any = tokenizer.backend
         self._encoder = ContentEncoder(tokenizer)
 
-    def encode_contents(self, texts: Sequence[str]) -> list[Content]:
-        return self._encoder.encode_many(texts)
-
     def _messages(self, turns: Sequence[Turn], system: str | None) -> list[dict[str, str]]:
         texts = [t.content for t in turns] + ([system] if system else [])
         clean = [self._encoder.neutralize(t) for t in texts]
@@ -265,12 +302,7 @@ class TemplateFormat(ChatFormat):
             self._hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
         )
 
-    def render_training(
-        self,
-        conversation: Conversation,
-        max_seq_length: int,
-        contents: Sequence[Content] | None = None,
-    ) -> TrainingSample:
+    def render_training(self, conversation: Conversation, max_seq_length: int) -> TrainingSample:
         messages = self._messages(conversation.turns, conversation.system)
         offset = 1 if conversation.system else 0
         full = self._template(messages, generation=False)

@@ -9,20 +9,22 @@ problem is still counted by code.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
-from .conversation import Conversation
-from .readers import Issue, Severity, parse_conversation
+from .readers import Issue, Row, Severity, read_row
 from .render import ChatFormat, FormatError
 
 BOM = b"\xef\xbb\xbf"
+CHUNK_BYTES = 16 << 20  # one task of parallel validation
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,8 @@ class ValidationReport:
 
 
 class _Validator:
+    """Validates consecutive lines into one (partial) report."""
+
     def __init__(
         self,
         report: ValidationReport,
@@ -171,7 +175,7 @@ class _Validator:
         self.format = chat_format
         self.max_details = max_details
         self.batch_rows = batch_rows
-        self.pending: list[tuple[int, Conversation]] = []
+        self.pending: list[tuple[int, Row]] = []
 
     def problem(self, line: int, issue: Issue) -> None:
         r = self.report
@@ -185,12 +189,13 @@ class _Validator:
 
     def line(self, number: int, raw: bytes) -> None:
         r = self.report
+        r.lines += 1
+        r.bytes_read += len(raw)
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
             self.problem(
                 1, Issue("utf8_bom", "file starts with a UTF-8 BOM; ignored", None, "warning")
             )
-        raw = raw.rstrip(b"\r\n")
         if not raw.strip():
             self.problem(number, Issue("blank_line", "blank line skipped", None, "warning"))
             return
@@ -204,61 +209,61 @@ class _Validator:
                 self.problem(
                     number,
                     Issue(
-                        "not_utf8",
-                        f"byte {ude.start} is not valid UTF-8; save the file as UTF-8",
+                        "not_utf8", f"byte {ude.start} is not valid UTF-8; save the file as UTF-8"
                     ),
                 )
             else:
                 self.problem(number, Issue("invalid_json", f"not valid JSON: {exc}"))
             return
-        conversation, issues = parse_conversation(obj)
+        row, issues = read_row(obj)
         for issue in issues:
             self.problem(number, issue)
-        if conversation is None:
+        if row is None:
             return
-        r.formats[conversation.source_format] += 1
-        r.turns += len(conversation.turns)
+        r.formats[row.source_format] += 1
+        r.turns += len(row.roles)
         if self.format is None:
             r.valid_rows += 1
             return
-        self.pending.append((number, conversation))
+        self.pending.append((number, row))
         if len(self.pending) >= self.batch_rows:
             self.flush()
 
     def flush(self) -> None:
-        """Tokenize the pending rows with one batch call, then render each."""
+        """Tokenize the pending rows with one batch call, then measure each."""
         if not self.pending or self.format is None:
             return
         r = self.report
         max_len = r.max_seq_length or self.format.profile.max_length
         texts: list[str] = []
-        for _, conv in self.pending:
-            texts += [t.content for t in conv.turns]
-            if conv.system:
-                texts.append(conv.system)
-        contents = self.format.encode_contents(texts)
+        for _, row in self.pending:
+            texts += row.contents
+            if row.system:
+                texts.append(row.system)
+        lengths = self.format.content_lengths(texts)
+        user: list[int] = []
+        assistant: list[int] = []
         pos = 0
-        for number, conv in self.pending:
-            n = len(conv.turns) + (1 if conv.system else 0)
-            row = contents[pos : pos + n]
-            pos += n
-            for turn, content in zip(conv.turns, row, strict=False):
-                dist = r.user_tokens if turn.role == "user" else r.assistant_tokens
-                dist.add(len(content.ids))
-            sample = self.format.render_training(conv, max_len, row)
-            r.row_tokens.add(sample.full_length)
-            kept = sum(sample.target_mask)
-            r.trained_tokens += kept
-            r.trained_tokens_lost += sample.trained_tokens_lost
-            if sample.truncated:
+        for number, row in self.pending:
+            n = len(row.roles)
+            row_lengths = lengths[pos : pos + n + (1 if row.system else 0)]
+            pos += len(row_lengths)
+            for role, k in zip(row.roles, row_lengths, strict=False):
+                (user if role == "user" else assistant).append(k)
+            stats = self.format.measure_training(row, row_lengths, max_len)
+            r.row_tokens.add(stats.full_length)
+            r.trained_tokens += stats.trained_tokens
+            r.trained_tokens_lost += stats.trained_tokens_lost
+            if stats.truncated:
                 r.truncated_rows += 1
-                severity: Severity = "warning" if kept or not conv.has_trained_turn else "error"
+                kept = stats.trained_tokens
+                severity: Severity = "warning" if kept or not row.has_trained_turn else "error"
                 self.problem(
                     number,
                     Issue(
                         "too_long",
-                        f"{sample.full_length} tokens > max_seq_length {max_len}:"
-                        f" {sample.trained_tokens_lost} trained tokens are cut"
+                        f"{stats.full_length} tokens > max_seq_length {max_len}:"
+                        f" {stats.trained_tokens_lost} trained tokens are cut"
                         + ("" if kept else ", nothing is left to train on"),
                         None,
                         severity,
@@ -267,7 +272,89 @@ class _Validator:
                 if severity == "error":
                     continue
             r.valid_rows += 1
+        r.user_tokens.update(user)
+        r.assistant_tokens.update(assistant)
         self.pending.clear()
+
+
+def _merge(total: ValidationReport, part: ValidationReport, max_details: int) -> None:
+    for name in (
+        "bytes_read",
+        "lines",
+        "rows",
+        "valid_rows",
+        "turns",
+        "errors",
+        "warnings",
+        "truncated_rows",
+        "trained_tokens",
+        "trained_tokens_lost",
+    ):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.formats.update(part.formats)
+    total.code_counts.update(part.code_counts)
+    total.problems += part.problems[: max(0, max_details - len(total.problems))]
+    for name in ("user_tokens", "assistant_tokens", "row_tokens"):
+        getattr(total, name).counts.update(getattr(part, name).counts)
+
+
+# --- parallel validation: each worker process reads and validates its own byte range -------
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(chat_format: ChatFormat | None, settings: dict[str, Any]) -> None:
+    if chat_format is not None:
+        chat_format.tokenizer.single_threaded()  # one process per core already
+    _worker.update(settings, chat_format=chat_format)
+
+
+def _validate_range(path: str, start: int, end: int) -> ValidationReport:
+    """Validate the lines that start in [start, end); line numbers count from the range."""
+    w = _worker
+    part = ValidationReport("", w["max_seq_length"], None)
+    v = _Validator(part, w["chat_format"], w["max_details"], w["batch_rows"])
+    # Numbering from 0 in later ranges keeps the BOM check on the file's first line only.
+    number = 0 if start == 0 else -1
+    with open(path, "rb") as f:
+        if start > 0:
+            f.seek(start - 1)
+            f.readline()  # the line in progress at `start` belongs to the previous range
+        pos = f.tell()
+        while pos < end and (raw := f.readline()):
+            number += 1
+            v.line(number, raw)
+            pos += len(raw)
+        v.flush()
+    if start > 0:
+        _shift_lines(part, 1)
+    return part
+
+
+def _shift_lines(part: ValidationReport, offset: int) -> None:
+    part.problems = [replace(p, line=p.line + offset) for p in part.problems]
+
+
+def _validate_parallel(
+    path: str,
+    report: ValidationReport,
+    chat_format: ChatFormat | None,
+    workers: int,
+    settings: dict[str, Any],
+    progress: Callable[[int], None] | None,
+) -> None:
+    size = Path(path).stat().st_size
+    ranges = [(s, min(s + CHUNK_BYTES, size)) for s in range(0, size, CHUNK_BYTES)]
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(chat_format, settings)
+    ) as pool:
+        futures = [pool.submit(_validate_range, path, s, e) for s, e in ranges]
+        for future in futures:  # merged in file order, so line numbers add up
+            part = future.result()
+            _shift_lines(part, report.lines)
+            _merge(report, part, settings["max_details"])
+            if progress is not None:
+                progress(report.bytes_read)
 
 
 def validate_stream(
@@ -278,9 +365,14 @@ def validate_stream(
     max_seq_length: int | None = None,
     max_details: int = 1000,
     batch_rows: int = 256,
+    workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> ValidationReport:
-    """Validate JSONL from a binary stream. `progress` receives bytes read so far."""
+    """Validate JSONL from a binary stream. `progress` receives bytes read so far.
+
+    `workers` > 1 validates byte ranges of a regular file in that many processes (the same
+    report; each worker reads its own range, so no data is copied between processes).
+    """
     started = time.perf_counter()
     tokenizer = chat_format.tokenizer.name if chat_format else None
     if chat_format and max_seq_length is None:
@@ -291,14 +383,22 @@ def validate_stream(
             f" ({chat_format.profile.max_length})"
         )
     report = ValidationReport(name, max_seq_length, tokenizer)
-    v = _Validator(report, chat_format, max_details, batch_rows)
-    for number, raw in enumerate(stream, start=1):
-        report.lines = number
-        report.bytes_read += len(raw)
-        v.line(number, raw)
-        if progress is not None and number % 1024 == 0:
-            progress(report.bytes_read)
-    v.flush()
+    path = getattr(stream, "name", None)
+    if workers > 1 and isinstance(path, str) and Path(path).is_file():
+        settings = {
+            "max_seq_length": max_seq_length,
+            "max_details": max_details,
+            "batch_rows": batch_rows,
+        }
+        _validate_parallel(path, report, chat_format, workers, settings, progress)
+        v = _Validator(report, None, max_details, batch_rows)
+    else:
+        v = _Validator(report, chat_format, max_details, batch_rows)
+        for number, raw in enumerate(stream, start=1):
+            v.line(number, raw)
+            if progress is not None and number % 1024 == 0:
+                progress(report.bytes_read)
+        v.flush()
     if report.bytes_read == 0:
         v.problem(0, Issue("empty_file", "the file is empty; upload one JSON object per line"))
     if progress is not None:

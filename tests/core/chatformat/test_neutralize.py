@@ -140,6 +140,7 @@ class _LeakyTokenizer:
     """A tokenizer that maps everything to a control id: the encoder must refuse."""
 
     name = "leaky"
+    vocab_size = 10
     special_ids = frozenset({7})
     special_strings = ("<x>",)
     unk_id = None

@@ -14,9 +14,11 @@ from services.core.chatformat import (
     FormatError,
     chat_format,
     load_tokenizer,
+    read_row,
     render_training,
     to_conversation,
 )
+from services.core.chatformat.render import TrainingStats
 
 U, A, BOS, EOS = 195, 196, 1, 2
 
@@ -158,3 +160,36 @@ def test_generic_chat_template_masks_assistant_turns(chatml_dir: Path) -> None:
     assert text.startswith("<|im_start|>system\nbe kind<|im_end|>")
     trained = tok.decode([t for t, m in zip(s.input_ids, s.target_mask, strict=True) if m])
     assert trained == "hello<|im_end|>\n"
+
+
+@pytest.mark.parametrize("max_len", [8, 60, 200, 1200])
+def test_measure_agrees_with_render(
+    sp_dir: Path, sft_rows: list[dict[str, Any]], max_len: int
+) -> None:
+    # The validator counts without rendering; it must agree with the real render exactly.
+    fmt = chat_format(load_tokenizer(sp_dir))
+    rows = [
+        *sft_rows,
+        {
+            "messages": [
+                {"role": "system", "content": "你是一名医生。" * 5},
+                {"role": "user", "content": "头痛"},
+                {"role": "assistant", "content": "休息", "weight": 0},
+                {"role": "user", "content": "发烧"},
+                {"role": "assistant", "content": "就医"},
+            ]
+        },
+    ]
+    for obj in rows:
+        row, _ = read_row(obj)
+        assert row is not None
+        texts = row.contents + ([row.system] if row.system else [])
+        lengths = [len(c.ids) for c in fmt.encode_contents(texts)]
+        stats = fmt.measure_training(row, lengths, max_len)
+        sample = fmt.render_training(row.to_conversation(), max_len)
+        assert stats == TrainingStats(
+            sample.full_length,
+            len(sample.input_ids),
+            sum(sample.target_mask),
+            sample.trained_tokens_lost,
+        )

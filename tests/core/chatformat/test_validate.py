@@ -179,3 +179,20 @@ def test_distribution_percentiles(q: float, expected: int) -> None:
     d = Distribution()
     d.update([1, 2, 2, 3, 10])
     assert d.percentile(q) == expected
+
+
+def test_parallel_validation_gives_the_same_report(
+    tmp_path: Path, sp_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fmt = chat_format(load_tokenizer(sp_dir))
+    path = tmp_path / "mixed.jsonl"
+    shipped = SFT_EXAMPLES.read_bytes()
+    path.write_bytes(b"\xef\xbb\xbf" + shipped + b"oops\n\n" + shipped.replace(b"\n", b"\r\n"))
+    # Small chunks: many chunk boundaries, so line numbering across chunks is exercised.
+    monkeypatch.setattr("services.core.chatformat.validate.CHUNK_BYTES", 16_384)
+    serial = validate_file(path, chat_format=fmt, max_seq_length=300).to_dict()
+    parallel = validate_file(path, chat_format=fmt, max_seq_length=300, workers=2).to_dict()
+    serial.pop("seconds"), parallel.pop("seconds")
+    assert parallel == serial
+    assert serial["counts_by_code"]["invalid_json"] == 1 and serial["tokens"]["truncated_rows"] > 0
+    assert [p["line"] for p in serial["problems"] if p["code"] == "invalid_json"] == [164]
