@@ -1,0 +1,69 @@
+"""Who is calling: an API key (Authorization: Bearer mk-…) or a browser login cookie."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+
+from services.gateway.db import Db
+from services.gateway.errors import ApiError
+
+from . import service
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID
+    role: str
+    via: Literal["api_key", "cookie"]
+    api_key_id: uuid.UUID | None = None
+    is_guest: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def current_principal(request: Request, db: Db) -> Principal:
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.startswith(service.KEY_PREFIX):
+            raise _unauthorized("use 'Authorization: Bearer mk-…' with an API key")
+        key = await service.key_by_token(db=db, token=token.strip())
+        if key is None:
+            raise _unauthorized("this API key is unknown or revoked")
+        return Principal(key.user_id, key.role, "api_key", key.id)
+    cookie = request.cookies.get(request.app.state.settings.cookie_name)
+    found = await service.login_by_token(db=db, token=cookie) if cookie else None
+    if found is None:
+        raise _unauthorized("sign in, start a guest session, or send an API key")
+    login, user = found
+    # Cookies ride along on cross-site requests; writes must echo the CSRF token that only
+    # our own pages can read.
+    if request.method not in SAFE_METHODS and not hmac.compare_digest(
+        request.headers.get(CSRF_HEADER, ""), login.csrf_token
+    ):
+        raise ApiError(403, "csrf_failed", f"missing or wrong {CSRF_HEADER} header")
+    return Principal(user.id, user.role, "cookie", is_guest=user.is_guest)
+
+
+async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden", "admins only")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+AdminPrincipal = Annotated[Principal, Depends(admin_principal)]

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+
+from services.gateway.config import GatewaySettings
+from services.gateway.db import Db
+from services.gateway.errors import ApiError, NotFound
+
+from . import service
+from .dependencies import AdminPrincipal, CurrentPrincipal, current_principal
+from .models import ApiKey, User
+from .schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Credentials, LoginOut, UserOut
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
+CSRF_COOKIE = "medchat_csrf"
+
+
+def _set_login_cookies(
+    response: Response, settings: GatewaySettings, token: str, csrf: str
+) -> None:
+    common = {
+        "max_age": settings.login_ttl_s,
+        "secure": settings.is_production,
+        "samesite": "lax",
+        "path": "/",
+    }
+    response.set_cookie(settings.cookie_name, token, httponly=True, **common)  # type: ignore[arg-type]
+    # Readable by our pages (double-submit): they echo it in the X-CSRF-Token header.
+    response.set_cookie(CSRF_COOKIE, csrf, httponly=False, **common)  # type: ignore[arg-type]
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id, email=user.email, phone=user.phone, role=user.role, is_guest=user.is_guest
+    )
+
+
+async def _login(request: Request, response: Response, db: Db, user: User) -> LoginOut:
+    settings: GatewaySettings = request.app.state.settings
+    token, csrf = await service.start_login(db=db, user_id=user.id, ttl_s=settings.login_ttl_s)
+    await db.commit()
+    _set_login_cookies(response, settings, token, csrf)
+    return LoginOut(user=_user_out(user), csrf_token=csrf)
+
+
+@router.post("/guest", status_code=201)
+async def start_guest(request: Request, response: Response, db: Db) -> LoginOut:
+    """A patient without an account; their sessions can be claimed by signing up later."""
+    user = User(role="patient", is_guest=True)
+    db.add(user)
+    await db.flush()
+    return await _login(request, response, db, user)
+
+
+@router.post("/signup", status_code=201)
+async def sign_up(body: Credentials, request: Request, response: Response, db: Db) -> LoginOut:
+    if await service.find_user(db=db, email=body.email, phone=body.phone):
+        raise ApiError(
+            409,
+            "account_exists",
+            "an account with this email or phone exists",
+            "email" if body.email else "phone",
+        )
+    guest = await _guest_of(request, db)
+    user = guest or User(role="patient")
+    if guest is None:
+        db.add(user)
+    # A guest who signs up keeps their sessions: the same user row becomes the account.
+    user.email, user.phone, user.is_guest = body.email, body.phone, False
+    user.password_hash = service.hash_password(body.password)
+    await db.flush()
+    return await _login(request, response, db, user)
+
+
+async def _guest_of(request: Request, db: Db) -> User | None:
+    token = request.cookies.get(request.app.state.settings.cookie_name)
+    found = await service.login_by_token(db=db, token=token) if token else None
+    if found is None or not found[1].is_guest:
+        return None
+    await current_principal(request, db)  # a claim is a write: it needs the CSRF token
+    return found[1]
+
+
+@router.post("/login")
+async def log_in(body: Credentials, request: Request, response: Response, db: Db) -> LoginOut:
+    user = await service.find_user(db=db, email=body.email, phone=body.phone)
+    if not service.verify_password(user.password_hash if user else None, body.password):
+        raise ApiError(401, "invalid_credentials", "wrong email/phone or password")
+    assert user is not None
+    return await _login(request, response, db, user)
+
+
+@router.post("/logout", status_code=204)
+async def log_out(
+    request: Request, response: Response, db: Db, principal: CurrentPrincipal
+) -> None:
+    settings: GatewaySettings = request.app.state.settings
+    token = request.cookies.get(settings.cookie_name)
+    if token:
+        await service.end_login(db=db, token=token)
+        await db.commit()
+    response.delete_cookie(settings.cookie_name, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+
+
+@router.get("/me")
+async def me(principal: CurrentPrincipal, db: Db) -> UserOut:
+    user = await db.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("user")
+    return _user_out(user)
+
+
+@admin_router.get("/keys")
+async def list_keys(_: AdminPrincipal, db: Db) -> list[ApiKeyOut]:
+    rows = (await db.execute(select(ApiKey).order_by(ApiKey.created_at.desc()))).scalars()
+    return [ApiKeyOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@admin_router.post("/keys", status_code=201)
+async def create_key(body: ApiKeyCreate, _: AdminPrincipal, db: Db) -> ApiKeyCreated:
+    row, key = await service.create_api_key(db=db, name=body.name, role=body.role)
+    await db.commit()
+    return ApiKeyCreated(
+        **ApiKeyOut.model_validate(row, from_attributes=True).model_dump(), key=key
+    )
+
+
+@admin_router.delete("/keys/{key_id}", status_code=204)
+async def revoke_key(key_id: uuid.UUID, _: AdminPrincipal, db: Db) -> None:
+    if not await service.revoke_api_key(db=db, key_id=key_id):
+        raise NotFound("active API key")
+    await db.commit()
+
+
+__all__ = ["admin_router", "router"]

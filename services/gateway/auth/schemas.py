@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class Credentials(BaseModel):
+    email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{5,30}$")
+    password: str = Field(min_length=8, max_length=256)
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> Credentials:
+        if not (self.email or self.phone):
+            raise ValueError("give an email or a phone number")
+        return self
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str | None
+    phone: str | None
+    role: str
+    is_guest: bool
+
+
+class LoginOut(BaseModel):
+    user: UserOut
+    csrf_token: str
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["integrator", "admin"] = "integrator"
+
+
+class ApiKeyOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="shown once; only its hash is stored")

@@ -1,0 +1,63 @@
+"""Gateway settings: the only place that reads the environment (prefix MEDCHAT_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-secret-key"}
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDCHAT_", env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    secret_key: SecretStr = SecretStr("dev-secret-key")
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medchat"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # The inference engine.
+    engine_url: str = "http://127.0.0.1:8080"
+    engine_protocol: Literal["tgi", "openai"] = "tgi"
+    engine_model: str = "disc-medllm"  # the model name sent to OpenAI-compatible engines
+    engine_connect_timeout_s: float = 5.0
+    engine_first_token_timeout_s: float = 60.0
+    engine_total_timeout_s: float = 600.0
+    engine_retries: int = 2  # only before the first token: a retry never repeats output
+    # Used when the engine does not report its limits (/info on TGI).
+    engine_max_total_tokens: int = 4096
+    engine_max_input_tokens: int | None = None
+
+    # The conversation format.
+    tokenizer_path: Path | None = None
+    profile: str = "disc-medllm"
+    max_new_tokens: int = 1024
+
+    # Sessions, context and limits.
+    context_ttl_s: int = 24 * 3600
+    cookie_name: str = "medchat_session"
+    login_ttl_s: int = 30 * 24 * 3600
+    max_body_bytes: int = 1 << 20
+    max_message_chars: int = 20_000
+    max_sessions_per_user: int = 1000
+    session_lock_wait_s: float = 30.0
+    session_lease_s: float = 900.0
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> GatewaySettings:
+        if self.is_production and self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError("MEDCHAT_SECRET_KEY must be set to a real secret in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> GatewaySettings:
+    return GatewaySettings()

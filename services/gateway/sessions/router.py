@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from services.gateway.auth.dependencies import CurrentPrincipal
+from services.gateway.db import Db
+from services.gateway.errors import ApiError, Json
+
+from . import service
+from .dependencies import OwnedSession
+from .models import ChatSession
+from .schemas import (
+    MessageOut,
+    SessionCreate,
+    SessionDetail,
+    SessionOut,
+    SessionPage,
+    SessionRename,
+)
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+
+
+def _out(row: ChatSession) -> SessionOut:
+    return SessionOut.model_validate(row, from_attributes=True)
+
+
+@router.post("", status_code=201)
+async def create_session(
+    body: SessionCreate, request: Request, principal: CurrentPrincipal, db: Db
+) -> SessionOut:
+    limit = request.app.state.settings.max_sessions_per_user
+    if await service.count_sessions(db=db, user_id=principal.user_id) >= limit:
+        raise ApiError(
+            409, "too_many_sessions", f"at most {limit} sessions per user; delete old ones first"
+        )
+    row = await service.create_session(db=db, user_id=principal.user_id, title=body.title)
+    await db.commit()
+    return _out(row)
+
+
+@router.get("")
+async def list_sessions(
+    principal: CurrentPrincipal,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SessionPage:
+    rows, more = await service.list_sessions(
+        db=db, user_id=principal.user_id, limit=limit, offset=offset
+    )
+    return SessionPage(data=[_out(r) for r in rows], has_more=more)
+
+
+async def _detail(session: ChatSession, db: Db) -> SessionDetail:
+    messages = await service.messages_of(db=db, session_id=session.id)
+    return SessionDetail(
+        **_out(session).model_dump(),
+        messages=[MessageOut.model_validate(m, from_attributes=True) for m in messages],
+    )
+
+
+@router.get("/{session_id}")
+async def read_session(session: OwnedSession, db: Db) -> SessionDetail:
+    return await _detail(session, db)
+
+
+@router.patch("/{session_id}")
+async def rename_session(body: SessionRename, session: OwnedSession, db: Db) -> SessionOut:
+    session.title = body.title
+    await db.commit()
+    return _out(session)
+
+
+@router.delete("/{session_id}", status_code=204)
+async def delete_session(session: OwnedSession, request: Request, db: Db) -> None:
+    await service.delete_session(db=db, session_id=session.id)
+    await db.commit()
+    await request.app.state.context.drop(session.id)
+
+
+@router.get("/{session_id}/export")
+async def export_session(session: OwnedSession, db: Db) -> Json:
+    detail = await _detail(session, db)
+    return Json(
+        detail.model_dump(mode="json"),
+        headers={"Content-Disposition": f'attachment; filename="session-{session.id}.json"'},
+    )
