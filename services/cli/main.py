@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .admin import apikey, db
 from .dataset import dev_tokenizer, render, validate
 
 
@@ -16,3 +17,5 @@ def cli() -> None:
 cli.add_command(validate)
 cli.add_command(render)
 cli.add_command(dev_tokenizer)
+cli.add_command(db)
+cli.add_command(apikey)

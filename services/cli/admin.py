@@ -1,0 +1,127 @@
+"""`medchat db …` and `medchat apikey …`: operate on the gateway's database directly."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
+
+database_option = click.option(
+    "--database-url",
+    envvar="MEDCHAT_DATABASE_URL",
+    default=None,
+    help="SQLAlchemy URL (default: the gateway's setting, MEDCHAT_DATABASE_URL).",
+)
+
+
+def _url(database_url: str | None) -> str:
+    if database_url:
+        return database_url
+    from services.gateway.config import get_settings
+
+    return get_settings().database_url
+
+
+def _run(database_url: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from services.gateway.db import make_engine, make_sessionmaker
+
+    async def main() -> T:
+        engine = make_engine(_url(database_url))
+        try:
+            async with make_sessionmaker(engine)() as db:
+                return await work(db)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach the database: {exc}") from exc
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+@database_option
+def upgrade(database_url: str | None) -> None:
+    """Apply the Alembic migrations up to the newest."""
+    from services.gateway.migrate import upgrade as run_upgrade
+
+    run_upgrade(_url(database_url))
+    click.echo("database is at the newest schema")
+
+
+@click.group()
+def apikey() -> None:
+    """API keys for integrators and admins."""
+
+
+@apikey.command("create")
+@click.option("--name", required=True, help="Who or what the key is for.")
+@click.option(
+    "--role", type=click.Choice(["integrator", "admin"]), default="integrator", show_default=True
+)
+@database_option
+def create_key(name: str, role: str, database_url: str | None) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from services.gateway.auth.service import create_api_key
+
+    async def work(session: AsyncSession) -> str:
+        _, key = await create_api_key(db=session, name=name, role=role)
+        await session.commit()
+        return key
+
+    key = _run(database_url, work)
+    click.echo(key)
+    Console(stderr=True).print(f"[dim]{role} key '{name}' created; it is not shown again[/dim]")
+
+
+@apikey.command("list")
+@database_option
+def list_keys(database_url: str | None) -> None:
+    """Keys with their prefix, role and state (never the key)."""
+    from services.gateway.auth.models import ApiKey
+
+    async def work(session: AsyncSession) -> list[ApiKey]:
+        return list((await session.execute(select(ApiKey).order_by(ApiKey.created_at))).scalars())
+
+    table = Table("id", "name", "prefix", "role", "created", "revoked")
+    for k in _run(database_url, work):
+        table.add_row(
+            str(k.id),
+            k.name,
+            k.prefix,
+            k.role,
+            f"{k.created_at:%Y-%m-%d %H:%M}",
+            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+        )
+    Console().print(table)
+
+
+@apikey.command("revoke")
+@click.argument("key_id", type=click.UUID)
+@database_option
+def revoke_key(key_id: uuid.UUID, database_url: str | None) -> None:
+    """Revoke a key by id (see `medchat apikey list`)."""
+    from services.gateway.auth.service import revoke_api_key
+
+    async def work(session: AsyncSession) -> bool:
+        done = await revoke_api_key(db=session, key_id=key_id)
+        await session.commit()
+        return done
+
+    if not _run(database_url, work):
+        raise click.ClickException(f"no active key with id {key_id}")
+    click.echo(f"revoked {key_id}")
