@@ -11,16 +11,46 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from services.core.chatformat import ChatFormat, chat_format, get_profile, load_tokenizer
+from services.core.safety import default_rules
+
 from .auth.router import admin_router
 from .auth.router import router as auth_router
+from .chat.router import router as chat_router
+from .chat.service import ChatRuntime
+from .chat.stop_bus import StopBus
 from .config import GatewaySettings, get_settings
 from .context_cache import ContextCache
 from .db import make_engine, make_sessionmaker
+from .engine.client import EngineClient, make_client
 from .errors import Json, install_error_handlers
 from .limits import BodySizeLimit
+from .openai_api.router import router as openai_router
 from .sessions.router import router as sessions_router
 
 log = logging.getLogger(__name__)
+
+
+def load_format(settings: GatewaySettings) -> ChatFormat:
+    """The conversation format the prompts are built with: tokenizer plus model profile."""
+    if settings.tokenizer_path is None:
+        raise RuntimeError(
+            "MEDCHAT_TOKENIZER_PATH is not set: the gateway needs the served model's tokenizer"
+            " to build prompts (a directory with tokenizer.json or tokenizer.model)"
+        )
+    return chat_format(load_tokenizer(settings.tokenizer_path), get_profile(settings.profile))
+
+
+def make_engine_client(settings: GatewaySettings) -> EngineClient:
+    return make_client(
+        settings.engine_protocol,
+        settings.engine_url,
+        model=settings.engine_model,
+        connect_timeout_s=settings.engine_connect_timeout_s,
+        first_token_timeout_s=settings.engine_first_token_timeout_s,
+        total_timeout_s=settings.engine_total_timeout_s,
+        retries=settings.engine_retries,
+    )
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -35,9 +65,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.redis = redis
         app.state.context = ContextCache(redis, settings.context_ttl_s)
+        default_rules()  # compile the emergency rules now, not on the first patient's message
+        app.state.chat = ChatRuntime(settings, make_engine_client(settings), load_format(settings))
+        app.state.stops = StopBus(redis, app.state.chat.stop)
+        app.state.stops.start()
         try:
             yield
         finally:
+            await app.state.stops.close()
+            await app.state.chat.engine.close()
             await redis.aclose()
             await engine.dispose()
 
@@ -55,6 +91,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(admin_router)
     app.include_router(sessions_router)
+    app.include_router(chat_router)
+    app.include_router(openai_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
+from tests.support.engine_emulator import EmulatorHandle, run_emulator
 from tests.support.servers import serve, temporary_database
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
+REPLY = ["您好", "，", "建议", "多", "休息", "。"]
+ENGINE_DEFAULTS = {"reply_tokens": REPLY, "first_token_delay": 0.0, "token_delay": 0.005}
 
 
 @pytest.fixture(scope="session")
@@ -22,13 +26,34 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def gateway_settings(database_url: str) -> GatewaySettings:
+def engine(sp_dir: Path) -> Iterator[EmulatorHandle]:
+    """The remote inference engine, emulated in its own process (TGI native API)."""
+    with run_emulator(sp_dir, max_input_tokens=1024, max_total_tokens=2048) as handle:
+        yield handle
+
+
+@pytest.fixture(autouse=True)
+def _engine_defaults(request: pytest.FixtureRequest) -> None:
+    # Tests that script the engine start from its defaults.
+    if "engine" in request.fixturenames:
+        request.getfixturevalue("engine").control(reset=True, mode="ok", **ENGINE_DEFAULTS)
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(database_url: str, sp_dir: Path, engine: EmulatorHandle) -> GatewaySettings:
     return GatewaySettings(
         environment="test",
         database_url=database_url,
         redis_url=REDIS_URL,
+        engine_url=engine.url,
+        engine_protocol="tgi",
+        engine_first_token_timeout_s=2.0,
+        engine_retries=1,
+        tokenizer_path=sp_dir,
+        max_new_tokens=256,
         max_body_bytes=64 * 1024,
         max_sessions_per_user=5,
+        session_lock_wait_s=10.0,
     )
 
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db import utcnow
@@ -72,18 +72,23 @@ async def delete_session(*, db: AsyncSession, session_id: uuid.UUID) -> None:
     await db.execute(delete(ChatSession).where(ChatSession.id == session_id))
 
 
-async def try_lease(*, db: AsyncSession, session_id: uuid.UUID, lease_s: float) -> bool:
+async def try_lease(
+    *, db: AsyncSession, session_id: uuid.UUID, lease_s: float, title: str | None = None
+) -> bool:
     """Take the session's generation lease in one UPDATE; False while another post holds it.
 
     The lease expires by itself, so a gateway that dies mid-answer cannot lock a session.
     """
     now = utcnow()
+    values: dict[str, object] = {"busy_until": now + timedelta(seconds=lease_s), "updated_at": now}
+    if title:  # the first question names the session, in the same statement
+        values["title"] = case((ChatSession.title == "", title), else_=ChatSession.title)
     result = await db.execute(
         update(ChatSession)
         .where(
             ChatSession.id == session_id,
             (ChatSession.busy_until.is_(None)) | (ChatSession.busy_until < now),
         )
-        .values(busy_until=now + timedelta(seconds=lease_s), updated_at=now)
+        .values(values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -12,13 +12,22 @@ MEDCHAT = Path(sys.executable).with_name("medchat")
 
 
 def medchat(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(MEDCHAT), *args], capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(MEDCHAT), *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
 def test_create_list_revoke(gateway_url: str, database_url: str) -> None:
-    created = medchat("apikey", "create", "--name", "clinic-app", "--role", "admin",
-                      "--database-url", database_url)
+    created = medchat(
+        "apikey",
+        "create",
+        "--name",
+        "clinic-app",
+        "--role",
+        "admin",
+        "--database-url",
+        database_url,
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("mk-") and "not shown again" in created.stderr
@@ -38,6 +47,7 @@ def test_create_list_revoke(gateway_url: str, database_url: str) -> None:
 
 
 def test_unreachable_database_is_a_clear_error() -> None:
-    r = medchat("apikey", "list", "--database-url",
-                "postgresql+asyncpg://postgres@127.0.0.1:1/nothing")
+    r = medchat(
+        "apikey", "list", "--database-url", "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
+    )
     assert r.returncode == 1 and "cannot reach the database" in r.stderr

@@ -1,0 +1,34 @@
+"""Patient-safety layer: the emergency notice and the not-a-diagnosis disclaimer.
+
+Both are attached by the gateway independently of what the model generates.
+"""
+
+from .disclaimer import DISCLAIMER_EN, DISCLAIMER_ZH, disclaimer
+from .emergency import (
+    DEFAULT_RULES_RESOURCE,
+    EmergencyNotice,
+    RulesError,
+    RuleSet,
+    Severity,
+    default_rules,
+    detect_emergency,
+    detect_emergency_in_messages,
+    load_rules,
+    normalize,
+)
+
+__all__ = [
+    "DEFAULT_RULES_RESOURCE",
+    "DISCLAIMER_EN",
+    "DISCLAIMER_ZH",
+    "EmergencyNotice",
+    "RuleSet",
+    "RulesError",
+    "Severity",
+    "default_rules",
+    "detect_emergency",
+    "detect_emergency_in_messages",
+    "disclaimer",
+    "load_rules",
+    "normalize",
+]

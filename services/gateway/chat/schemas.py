@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from services.gateway.sessions.schemas import MessageOut
+
+
+class MessageCreate(BaseModel):
+    content: str = Field(min_length=1, max_length=20_000)
+    stream: bool = True
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)
+    lang: str = Field("zh", pattern="^(zh|en)$", description="language of the notices")
+
+
+class RegenerateRequest(BaseModel):
+    stream: bool = True
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)
+    lang: str = Field("zh", pattern="^(zh|en)$")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ChatAnswer(BaseModel):
+    message: MessageOut
+    user_message_id: int
+    turns_used: int
+    usage: Usage
+    disclaimer: str = Field(description="answers come from a model and are not a diagnosis")
+    emergency: dict[str, Any] | None = Field(
+        None, description="present when the patient's words suggest an emergency"
+    )

@@ -1,0 +1,326 @@
+"""A chat turn: lease the session, persist the question, render the prompt with the format
+module, stream the engine's answer, persist it. Writes per turn: the lease UPDATE, the
+question INSERT, and one statement that inserts the answer and releases the lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.chatformat import ChatFormat, Prompt, PromptTooLong, Turn, prompt_budget
+from services.core.db import utcnow
+from services.gateway.config import GatewaySettings
+from services.gateway.context_cache import ContextCache
+from services.gateway.engine.client import (
+    EngineClient,
+    EngineInfo,
+    Finish,
+    Generation,
+    GenerationParams,
+    Token,
+)
+from services.gateway.engine.errors import EngineError
+from services.gateway.errors import ApiError
+from services.gateway.sessions import service as sessions
+from services.gateway.sessions.models import ChatSession, Message
+from services.gateway.sessions.service import title_from
+
+log = logging.getLogger(__name__)
+CONTEXT_STATUSES = ("complete", "stopped")  # a failed answer is not part of the dialogue
+
+
+class ChatRuntime:
+    """Per-process chat machinery: engine client, bound format, live generations."""
+
+    def __init__(self, settings: GatewaySettings, engine: EngineClient, chat_format: ChatFormat):
+        self.settings = settings
+        self.engine = engine
+        self.format = chat_format
+        self.live: dict[uuid.UUID, Generation] = {}
+        self._info: EngineInfo | None = None
+
+    async def budget(self, max_new_tokens: int) -> int:
+        if self._info is None:
+            self._info = await self.engine.info()
+        s = self.settings
+        max_total = self._info.max_total_tokens or s.engine_max_total_tokens
+        max_input = self._info.max_input_tokens or s.engine_max_input_tokens
+        return prompt_budget(max_total, max_new_tokens, max_input)
+
+    def params(
+        self,
+        max_new_tokens: int,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+    ) -> GenerationParams:
+        """The profile's generation defaults (DISC-MedLLM's generation_config), with what an
+        integrator asked for on top. top_p=1 means "no nucleus cut", i.e. not set."""
+        g = self.format.profile.generation
+        return GenerationParams(
+            max_new_tokens=max_new_tokens,
+            temperature=g.temperature if temperature is None else temperature,
+            top_k=g.top_k,
+            top_p=g.top_p if top_p is None else (None if top_p >= 1 else top_p),
+            repetition_penalty=g.repetition_penalty,
+            do_sample=g.do_sample if temperature is None else temperature > 0,
+            stop=stop or [],
+            seed=seed,
+        )
+
+    def stop(self, session_id: uuid.UUID) -> bool:
+        generation = self.live.get(session_id)
+        if generation is None:
+            return False
+        generation.cancel()
+        return True
+
+
+@dataclass
+class Turnaround:
+    """A generation in flight, with what is needed to persist its outcome."""
+
+    session_id: uuid.UUID
+    user_message_id: int
+    answer_seq: int
+    prompt: Prompt
+    generation: Generation
+    events: AsyncIterator[Token | Finish]
+    history: list[dict[str, Any]]
+    first: Token | Finish | None = None
+    parts: list[str] = field(default_factory=list)
+
+
+async def _wait_for_lease(
+    db: AsyncSession, session_id: uuid.UUID, s: GatewaySettings, title: str | None
+) -> None:
+    """Posts to one session run one at a time, across gateway replicas."""
+    deadline = asyncio.get_running_loop().time() + s.session_lock_wait_s
+    while True:
+        if await sessions.try_lease(
+            db=db, session_id=session_id, lease_s=s.session_lease_s, title=title
+        ):
+            await db.commit()
+            return
+        await db.rollback()
+        if asyncio.get_running_loop().time() > deadline:
+            raise ApiError(
+                409,
+                "session_busy",
+                "another message of this session is still being answered",
+                headers={"Retry-After": "5"},
+            )
+        await asyncio.sleep(0.05)
+
+
+async def _history(
+    db: AsyncSession, cache: ContextCache, session_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    cached = await cache.get(session_id)
+    if cached is not None:
+        return cached
+    rows = await sessions.messages_of(db=db, session_id=session_id)
+    history = [
+        {"seq": m.seq, "role": m.role, "content": m.content, "status": m.status} for m in rows
+    ]
+    await cache.put(session_id, history)
+    return history
+
+
+def _context(history: list[dict[str, Any]]) -> list[Turn]:
+    return [
+        Turn(role=h["role"], content=h["content"])
+        for h in history
+        if h["role"] == "user" or (h["status"] in CONTEXT_STATUSES and h["content"])
+    ]
+
+
+async def release(db: AsyncSession, session_id: uuid.UUID) -> None:
+    await db.execute(
+        update(ChatSession).where(ChatSession.id == session_id).values(busy_until=None)
+    )
+    await db.commit()
+
+
+async def begin_turn(
+    *,
+    runtime: ChatRuntime,
+    db: AsyncSession,
+    cache: ContextCache,
+    session: ChatSession,
+    content: str | None,
+    max_new_tokens: int | None,
+) -> Turnaround:
+    """Start answering `content` (or, with None, answer the last question again).
+
+    Raises ApiError with the right status when the engine fails before the first token;
+    the question stays stored and the failure is recorded.
+    """
+    s = runtime.settings
+    new_tokens = min(max_new_tokens or s.max_new_tokens, s.max_new_tokens)
+    # Plain values: a rollback below expires ORM objects, and touching one then would
+    # mean IO outside SQLAlchemy's async bridge.
+    session_id = session.id
+    title = title_from(content) if content and not session.title else None
+    await _wait_for_lease(db, session_id, s, title)
+    try:
+        history = await _history(db, cache, session_id)
+        if content is None:  # regenerate: forget the last answer, keep its question
+            while history and history[-1]["role"] == "assistant":
+                dropped = history.pop()
+                await db.execute(
+                    delete(Message).where(
+                        Message.session_id == session_id, Message.seq == dropped["seq"]
+                    )
+                )
+            if not history:
+                raise ApiError(409, "nothing_to_regenerate", "this session has no question yet")
+        else:
+            history.append(
+                {
+                    "seq": history[-1]["seq"] + 1 if history else 1,
+                    "role": "user",
+                    "content": content,
+                    "status": "complete",
+                }
+            )
+        try:
+            budget = await runtime.budget(new_tokens)
+            prompt = runtime.format.render_prompt(_context(history), budget)
+        except PromptTooLong as exc:
+            raise ApiError(413, "message_too_long", str(exc), "content") from exc
+        user = history[-1]
+        if content is not None:
+            user_id = (
+                await db.execute(
+                    insert(Message)
+                    .values(
+                        session_id=session_id,
+                        seq=user["seq"],
+                        role="user",
+                        content=content,
+                        status="complete",
+                    )
+                    .returning(Message.id)
+                )
+            ).scalar_one()
+        else:
+            user_id = (
+                await db.execute(
+                    select(Message.id).where(
+                        Message.session_id == session_id, Message.seq == user["seq"]
+                    )
+                )
+            ).scalar_one()
+        await db.commit()  # the question is durable before the engine is called
+        await cache.put(session_id, history)
+        generation = runtime.engine.generate(prompt.text, runtime.params(new_tokens))
+        turn = Turnaround(
+            session_id, user_id, user["seq"] + 1, prompt, generation, aiter(generation), history
+        )
+        runtime.live[session_id] = generation
+        try:
+            turn.first = await anext(turn.events)
+        except StopAsyncIteration:
+            turn.first = None
+        except EngineError as exc:
+            await finish_turn(
+                runtime=runtime, db=db, cache=cache, turn=turn, status="failed", error=str(exc)
+            )
+            raise ApiError(exc.status, exc.code, str(exc), headers=_retry_after(exc)) from exc
+        return turn
+    except BaseException:
+        # Nothing half-done survives (a regenerate's DELETE is rolled back) and the lease is
+        # released at once rather than left to expire.
+        left = runtime.live.pop(session_id, None)
+        if left is not None:
+            left.cancel()
+        with anyio.CancelScope(shield=True):
+            await db.rollback()
+            await release(db, session_id)
+        raise
+
+
+def _retry_after(exc: EngineError) -> dict[str, str]:
+    if exc.status == 503:
+        return {"Retry-After": str(exc.retry_after_s or 5)}
+    return {}
+
+
+async def finish_turn(
+    *,
+    runtime: ChatRuntime,
+    db: AsyncSession,
+    cache: ContextCache,
+    turn: Turnaround,
+    status: str,
+    error: str | None = None,
+    completion_tokens: int | None = None,
+) -> Message:
+    """Store the answer (complete, stopped with its partial text, or failed) and release
+    the session's lease, in one statement."""
+    runtime.live.pop(turn.session_id, None)
+    content = "".join(turn.parts)
+    now = utcnow()
+    answer = (
+        insert(Message)
+        .values(
+            session_id=turn.session_id,
+            seq=turn.answer_seq,
+            role="assistant",
+            content=content,
+            status=status,
+            error=error,
+            prompt_tokens=len(turn.prompt.input_ids),
+            completion_tokens=completion_tokens,
+            turns_used=turn.prompt.turns_kept,
+            created_at=now,
+        )
+        .returning(Message.id)
+        .cte("answer")
+    )
+    message_id = (
+        await db.execute(
+            update(ChatSession)
+            .add_cte(answer)
+            .where(ChatSession.id == turn.session_id)
+            .values(busy_until=None, updated_at=now)
+            .returning(select(answer.c.id).scalar_subquery())
+        )
+    ).scalar_one()
+    await db.commit()
+    turn.history.append(
+        {"seq": turn.answer_seq, "role": "assistant", "content": content, "status": status}
+    )
+    await cache.put(turn.session_id, turn.history)
+    return Message(
+        id=message_id,
+        session_id=turn.session_id,
+        seq=turn.answer_seq,
+        role="assistant",
+        content=content,
+        status=status,
+        error=error,
+        prompt_tokens=len(turn.prompt.input_ids),
+        completion_tokens=completion_tokens,
+        turns_used=turn.prompt.turns_kept,
+        created_at=now,
+    )
+
+
+async def events_of(turn: Turnaround) -> AsyncIterator[Token | Finish]:
+    """The turn's events, the one already read first."""
+    if turn.first is not None:
+        yield turn.first
+    async for event in turn.events:
+        yield event

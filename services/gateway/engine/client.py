@@ -1,0 +1,344 @@
+"""One small interface over the two engine protocols.
+
+- TGI native: POST /generate_stream with the rendered prompt text, /info, /tokenize.
+- OpenAI-compatible: POST /v1/completions with the same raw prompt (vLLM, SGLang, TGI,
+  `transformers serve`).
+
+Both are spoken over one pooled aiohttp session per process. aiohttp rather than httpx
+(which the maintained clients, huggingface_hub and openai, build on): in
+../shared/bench/gateway an httpx relay added +198 ms p99 at 32 streams and collapsed at 128,
+aiohttp held (DESIGN.md); the gateway's targets sit just above aiohttp's floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+
+from .errors import (
+    EngineError,
+    EngineGenerationFailed,
+    EngineOverloaded,
+    EngineProtocolError,
+    EngineRejected,
+    EngineTimeout,
+    EngineUnavailable,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    model_id: str
+    max_total_tokens: int
+    max_input_tokens: int | None
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
+    do_sample: bool = True
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str  # "stop" | "length"
+    completion_tokens: int
+    prompt_tokens: int | None = None
+
+
+class Generation:
+    """A running generation: iterate it for Tokens then one Finish; `cancel()` closes the
+    upstream request (the engine frees the slot when the connection drops)."""
+
+    def __init__(self, events: Callable[[Generation], AsyncIterator[Token | Finish]]):
+        self._response: aiohttp.ClientResponse | None = None
+        self.cancelled = False
+        self._events = events(self)
+
+    def __aiter__(self) -> AsyncIterator[Token | Finish]:
+        return self._events
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self._response is not None:
+            self._response.close()
+
+
+class EngineClient(ABC):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        first_token_timeout_s: float = 60.0,
+        total_timeout_s: float = 600.0,
+        retries: int = 2,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.first_token_timeout_s = first_token_timeout_s
+        self.retries = retries
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=total_timeout_s,
+                sock_connect=connect_timeout_s,
+                sock_read=first_token_timeout_s,
+            ),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+            json_serialize=lambda o: orjson.dumps(o).decode(),
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    @abstractmethod
+    async def info(self) -> EngineInfo: ...
+
+    async def tokenize(self, text: str) -> list[int] | None:
+        """The engine's own tokenization of a prompt string; None when it has no such API."""
+        return None
+
+    @abstractmethod
+    def generate(self, prompt: str, params: GenerationParams) -> Generation: ...
+
+    # --- shared plumbing --------------------------------------------------------------
+
+    async def _with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Retry only failures that happen before any output (connect, 5xx, overloaded)."""
+        for n in range(self.retries + 1):
+            try:
+                return await attempt()
+            except EngineError as exc:
+                if not exc.retryable or n == self.retries:
+                    raise
+                await asyncio.sleep(0.2 * 2**n)
+        raise AssertionError("unreachable")
+
+    async def _request(self, method: str, path: str, body: Any = None) -> aiohttp.ClientResponse:
+        try:
+            response = await self._session.request(method, self.base_url + path, json=body)
+        except TimeoutError as exc:
+            raise EngineTimeout(f"the engine did not answer {path} in time") from exc
+        except aiohttp.ClientError as exc:
+            raise EngineUnavailable(f"cannot reach the engine at {self.base_url}: {exc}") from exc
+        if response.status >= 400:
+            raise await _error_from(response)
+        return response
+
+    async def _json(self, method: str, path: str, body: Any = None) -> Any:
+        async def attempt() -> Any:
+            response = await self._request(method, path, body)
+            async with response:
+                try:
+                    return orjson.loads(await response.read())
+                except orjson.JSONDecodeError as exc:
+                    raise EngineProtocolError(f"{path} answered non-JSON") from exc
+
+        return await self._with_retries(attempt)
+
+    async def _sse(self, path: str, body: Any, generation: Generation) -> AsyncIterator[bytes]:
+        """`data:` payloads of an SSE response, one at a time."""
+        response = await self._with_retries(lambda: self._request("POST", path, body))
+        generation._response = response
+        try:
+            async for line in response.content:
+                if line.startswith(b"data:"):
+                    yield line[5:].strip()
+        except TimeoutError as exc:
+            raise EngineTimeout("the engine stopped sending tokens") from exc
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            if generation.cancelled:
+                return
+            raise EngineGenerationFailed(f"the engine's stream broke: {exc}") from exc
+        finally:
+            response.close()
+
+
+async def _error_from(response: aiohttp.ClientResponse) -> EngineError:
+    """Map an HTTP error answer to a typed error (TGI: 422, 424, 429; others: 5xx)."""
+    async with response:
+        raw = await response.read()
+    try:
+        body = orjson.loads(raw)
+        message = str(body.get("error") or body.get("message") or body)
+    except (orjson.JSONDecodeError, AttributeError):
+        message = raw[:200].decode(errors="replace")
+    retry_after = response.headers.get("Retry-After")
+    retry_s = int(retry_after) if retry_after and retry_after.isdigit() else None
+    if response.status == 429:
+        return EngineOverloaded(f"engine overloaded: {message}", retry_after_s=retry_s or 1)
+    if response.status in (400, 422):
+        return EngineRejected(f"engine rejected the request: {message}")
+    if response.status == 424:
+        return EngineGenerationFailed(f"generation failed: {message}")
+    if response.status == 404:
+        return EngineProtocolError(f"the engine has no {response.url.path}: {message}")
+    return EngineUnavailable(f"engine answered {response.status}: {message}", retry_after_s=retry_s)
+
+
+def _loads(payload: bytes, what: str) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise EngineProtocolError(f"{what} sent an event that is not JSON") from exc
+
+
+class TGIClient(EngineClient):
+    async def info(self) -> EngineInfo:
+        body = await self._json("GET", "/info")
+        try:
+            return EngineInfo(
+                model_id=str(body["model_id"]),
+                max_total_tokens=int(body["max_total_tokens"]),
+                max_input_tokens=int(body["max_input_tokens"])
+                if body.get("max_input_tokens") is not None
+                else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EngineProtocolError(f"/info lacks {exc}") from exc
+
+    async def tokenize(self, text: str) -> list[int] | None:
+        body = await self._json("POST", "/tokenize", {"inputs": text})
+        try:
+            return [int(t["id"]) for t in body]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EngineProtocolError("/tokenize answered an unexpected shape") from exc
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+        parameters: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "do_sample": params.do_sample,
+            "details": True,
+        }
+        # TGI rejects top_p=1.0 (it must be strictly inside (0, 1)): 1 means "not set".
+        if params.top_p is not None and 0 < params.top_p < 1:
+            parameters["top_p"] = params.top_p
+        if params.temperature is not None and params.temperature > 0:
+            parameters["temperature"] = params.temperature
+        else:
+            parameters["do_sample"] = False
+        for name in ("top_k", "repetition_penalty", "seed"):
+            if (value := getattr(params, name)) is not None:
+                parameters[name] = value
+        if params.stop:
+            parameters["stop"] = params.stop
+        body = {"inputs": prompt, "parameters": parameters, "stream": True}
+        return Generation(lambda g: self._tgi_events(body, g))
+
+    async def _tgi_events(
+        self, body: dict[str, Any], generation: Generation
+    ) -> AsyncIterator[Token | Finish]:
+        async for payload in self._sse("/generate_stream", body, generation):
+            event = _loads(payload, "TGI")
+            if not isinstance(event, dict):
+                raise EngineProtocolError("TGI sent an event that is not an object")
+            if "error" in event:  # TGI reports failures as an event on a 200 stream
+                kind = event.get("error_type")
+                message = str(event["error"])
+                if kind == "overloaded":
+                    raise EngineOverloaded(message, retry_after_s=1)
+                if kind == "validation":
+                    raise EngineRejected(message)
+                raise EngineGenerationFailed(message)
+            token = event.get("token")
+            if not isinstance(token, dict):
+                raise EngineProtocolError("TGI event without a token")
+            if not token.get("special"):
+                yield Token(str(token.get("text", "")))
+            if event.get("generated_text") is not None:
+                details = event.get("details") or {}
+                reason = details.get("finish_reason", "eos_token")
+                yield Finish(
+                    "length" if reason == "length" else "stop",
+                    int(details.get("generated_tokens", 0)),
+                )
+                return
+        if not generation.cancelled:
+            raise EngineGenerationFailed("the engine's stream ended without a final event")
+
+
+class OpenAICompletionsClient(EngineClient):
+    def __init__(self, base_url: str, *, model: str, **kw: Any):
+        super().__init__(base_url, **kw)
+        self.model = model
+
+    async def info(self) -> EngineInfo:
+        body = await self._json("GET", "/v1/models")
+        models = body.get("data") if isinstance(body, dict) else None
+        if not models:
+            raise EngineProtocolError("/v1/models lists no model")
+        entry = next((m for m in models if m.get("id") == self.model), models[0])
+        # vLLM reports max_model_len; other servers do not say: the settings decide then.
+        max_len = entry.get("max_model_len")
+        return EngineInfo(str(entry.get("id")), int(max_len) if max_len else 0, None)
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompt,
+            "max_tokens": params.max_new_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if params.temperature is not None:
+            body["temperature"] = params.temperature if params.do_sample else 0.0
+        for name in ("top_p", "top_k", "repetition_penalty", "seed"):
+            if (value := getattr(params, name)) is not None:
+                body[name] = value
+        if params.stop:
+            body["stop"] = params.stop
+        return Generation(lambda g: self._events(body, g))
+
+    async def _events(
+        self, body: dict[str, Any], generation: Generation
+    ) -> AsyncIterator[Token | Finish]:
+        reason: str | None = None
+        completion = prompt_tokens = None
+        async for payload in self._sse("/v1/completions", body, generation):
+            if payload == b"[DONE]":
+                if reason is None:
+                    raise EngineGenerationFailed("the stream ended before a finish_reason")
+                yield Finish(reason, completion or 0, prompt_tokens)
+                return
+            event = _loads(payload, "the engine")
+            if not isinstance(event, dict):
+                raise EngineProtocolError("an event that is not an object")
+            if "error" in event:
+                raise EngineGenerationFailed(str(event["error"]))
+            usage = event.get("usage")
+            if usage:
+                completion = usage.get("completion_tokens")
+                prompt_tokens = usage.get("prompt_tokens")
+            for choice in event.get("choices") or []:
+                if choice.get("text"):
+                    yield Token(str(choice["text"]))
+                if choice.get("finish_reason"):
+                    reason = "length" if choice["finish_reason"] == "length" else "stop"
+        if not generation.cancelled:
+            raise EngineGenerationFailed("the engine's stream ended without [DONE]")
+
+
+def make_client(protocol: str, base_url: str, *, model: str, **kw: Any) -> EngineClient:
+    if protocol == "tgi":
+        return TGIClient(base_url, **kw)
+    return OpenAICompletionsClient(base_url, model=model, **kw)

@@ -1,0 +1,219 @@
+"""OpenAI-compatible API for integrators: the official SDK works against it unchanged.
+
+Messages are rendered with the same format module as the patient chat; every answer carries
+the not-a-diagnosis disclaimer and, when the user's words suggest one, an emergency notice
+(extra top-level fields `disclaimer` and `emergency`, which OpenAI clients pass through).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import update
+
+from services.core.chatformat import PromptTooLong, Turn
+from services.core.safety import detect_emergency, disclaimer
+from services.gateway.auth.dependencies import CurrentPrincipal, Principal
+from services.gateway.auth.models import ApiKey
+from services.gateway.chat.service import ChatRuntime
+from services.gateway.engine.client import Finish, Generation, Token
+from services.gateway.engine.errors import EngineError
+from services.gateway.errors import ApiError
+
+from .schemas import ChatCompletionRequest
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+def _retry_headers(exc: EngineError) -> dict[str, str]:
+    return {"Retry-After": str(exc.retry_after_s or 5)} if exc.status == 503 else {}
+
+
+@router.get("/models")
+async def list_models(request: Request, _: CurrentPrincipal) -> dict[str, Any]:
+    runtime: ChatRuntime = request.app.state.chat
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": runtime.settings.engine_model,
+                "object": "model",
+                "created": 0,
+                "owned_by": "disc-medchat",
+            }
+        ],
+    }
+
+
+async def _record_usage(
+    request: Request, principal: Principal, prompt: int, completion: int
+) -> None:
+    if principal.api_key_id is None:
+        return
+    with anyio.CancelScope(shield=True):
+        async with request.app.state.sessionmaker() as db:
+            await db.execute(
+                update(ApiKey)
+                .where(ApiKey.id == principal.api_key_id)
+                .values(
+                    requests=ApiKey.requests + 1,
+                    prompt_tokens=ApiKey.prompt_tokens + prompt,
+                    completion_tokens=ApiKey.completion_tokens + completion,
+                )
+            )
+            await db.commit()
+
+
+@router.post("/chat/completions")
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, principal: CurrentPrincipal
+) -> Any:
+    runtime: ChatRuntime = request.app.state.chat
+    system = "\n".join(m.content for m in body.messages if m.role == "system") or None
+    turns = [Turn(role=m.role, content=m.content) for m in body.messages if m.role != "system"]
+    if not turns or turns[-1].role != "user":
+        raise ApiError(400, "invalid_request", "the last message must be from the user", "messages")
+    s = runtime.settings
+    max_new = min(
+        body.max_completion_tokens or body.max_tokens or s.max_new_tokens, s.max_new_tokens
+    )
+    try:
+        budget = await runtime.budget(max_new)
+        prompt = runtime.format.render_prompt(turns, budget, system)
+    except PromptTooLong as exc:
+        raise ApiError(400, "context_length_exceeded", str(exc), "messages") from exc
+    except EngineError as exc:
+        raise ApiError(exc.status, exc.code, str(exc), headers=_retry_headers(exc)) from exc
+    params = runtime.params(
+        max_new, temperature=body.temperature, top_p=body.top_p, stop=body.stop_list, seed=body.seed
+    )
+    generation = runtime.engine.generate(prompt.text, params)
+    events = aiter(generation)
+    try:
+        first: Token | Finish | None = await anext(events)
+    except StopAsyncIteration:
+        first = None
+    except EngineError as exc:
+        raise ApiError(exc.status, exc.code, str(exc), headers=_retry_headers(exc)) from exc
+    notice = detect_emergency(turns[-1].content)
+    meta = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "created": int(time.time()),
+        "model": body.model,
+        "disclaimer": disclaimer("zh"),
+        "emergency": notice.model_dump() if notice else None,
+        "turns_used": prompt.turns_kept,
+    }
+    prompt_tokens = len(prompt.input_ids)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            _chunks(
+                request, principal, generation, first, events, meta, prompt_tokens, include_usage
+            ),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    parts: list[str] = []
+    finish: Finish | None = None
+    try:
+        async for event in _chain(first, events):
+            if isinstance(event, Token):
+                parts.append(event.text)
+            else:
+                finish = event
+    except EngineError as exc:
+        raise ApiError(502, exc.code, str(exc)) from exc
+    completion = finish.completion_tokens if finish else len(parts)
+    await _record_usage(request, principal, prompt_tokens, completion)
+    return {
+        **meta,
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(parts)},
+                "finish_reason": finish.reason if finish else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+        },
+    }
+
+
+async def _chain(
+    first: Token | Finish | None, events: AsyncIterator[Token | Finish]
+) -> AsyncIterator[Token | Finish]:
+    if first is not None:
+        yield first
+    async for event in events:
+        yield event
+
+
+def _chunk(
+    meta: dict[str, Any], delta: dict[str, Any], finish: str | None = None, **extra: Any
+) -> bytes:
+    body = {
+        **meta,
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+async def _chunks(
+    request: Request,
+    principal: Principal,
+    generation: Generation,
+    first: Token | Finish | None,
+    events: AsyncIterator[Token | Finish],
+    meta: dict[str, Any],
+    prompt_tokens: int,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    completion = 0
+    yield _chunk(meta, {"role": "assistant", "content": ""})
+    try:
+        async for event in _chain(first, events):
+            if isinstance(event, Token):
+                completion += 1
+                yield _chunk(meta, {"content": event.text})
+            else:
+                completion = event.completion_tokens or completion
+                yield _chunk(meta, {}, event.reason)
+        if include_usage:
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": prompt_tokens + completion,
+            }
+            yield (
+                b"data: "
+                + orjson.dumps(
+                    {**meta, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+                )
+                + b"\n\n"
+            )
+    except EngineError as exc:
+        yield (
+            b"data: "
+            + orjson.dumps(
+                {"error": {"message": str(exc), "type": exc.code, "code": exc.code, "param": None}}
+            )
+            + b"\n\n"
+        )
+    finally:
+        generation.cancel()  # a client that went away frees the engine slot at once
+        await _record_usage(request, principal, prompt_tokens, completion)
+    yield b"data: [DONE]\n\n"
