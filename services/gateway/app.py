@@ -69,6 +69,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.chat = ChatRuntime(settings, make_engine_client(settings), load_format(settings))
         app.state.stops = StopBus(redis, app.state.chat.stop)
         app.state.stops.start()
+        canary = await app.state.chat.check_engine()
+        log.info("engine tokenization check: %s (%s)", canary.state, canary.detail)
         try:
             yield
         finally:
@@ -112,7 +114,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             checks["redis"] = "ok"
         except Exception as exc:  # Redis is optional for chat, but readiness reports it
             checks["redis"] = f"down: {type(exc).__name__}"
-        ready = checks["postgres"] == "ok"
-        return Json({"ready": ready, "checks": checks}, 200 if ready else 503)
+        canary = await app.state.chat.check_engine()
+        checks["engine"] = "ok" if await app.state.chat.engine.healthy() else "down"
+        checks["engine_tokenization"] = canary.state
+        tolerated = canary.state in ("ok", "unsupported") or (
+            canary.state == "mismatch" and settings.engine_tokenization_check == "warn"
+        )
+        engine_ok = checks["engine"] == "ok" and tolerated
+        ready = checks["postgres"] == "ok" and engine_ok
+        return Json(
+            {"ready": ready, "checks": checks, "engine_detail": canary.detail},
+            200 if ready else 503,
+        )
 
     return app

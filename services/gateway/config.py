@@ -31,6 +31,9 @@ class GatewaySettings(BaseSettings):
     # Used when the engine does not report its limits (/info on TGI).
     engine_max_total_tokens: int = 4096
     engine_max_input_tokens: int | None = None
+    # "enforce": refuse to chat when the engine tokenizes the canary prompt differently;
+    # "warn": log it and serve anyway (e.g. while migrating an engine).
+    engine_tokenization_check: Literal["enforce", "warn"] = "enforce"
 
     # The conversation format.
     tokenizer_path: Path | None = None

@@ -5,6 +5,7 @@ question INSERT, and one statement that inserts the answer and releases the leas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from services.core.chatformat import ChatFormat, Prompt, PromptTooLong, Turn, pr
 from services.core.db import utcnow
 from services.gateway.config import GatewaySettings
 from services.gateway.context_cache import ContextCache
+from services.gateway.engine.canary import CanaryResult, check_tokenization
 from services.gateway.engine.client import (
     EngineClient,
     EngineInfo,
@@ -46,13 +48,30 @@ class ChatRuntime:
         self.format = chat_format
         self.live: dict[uuid.UUID, Generation] = {}
         self._info: EngineInfo | None = None
+        self.canary: CanaryResult | None = None
+
+    async def check_engine(self) -> CanaryResult:
+        """Compare the engine's tokenization of a canary prompt with ours (again, until it
+        could be asked)."""
+        if self.canary is None or self.canary.state == "unreachable":
+            self.canary = await check_tokenization(self.engine, self.format)
+        return self.canary
+
+    async def guard(self) -> None:
+        """Refuse to serve through an engine that would see different tokens than we built."""
+        canary = await self.check_engine()
+        if canary.blocks_serving and self.settings.engine_tokenization_check == "enforce":
+            raise ApiError(503, "engine_mismatch", canary.detail, headers={"Retry-After": "60"})
 
     async def budget(self, max_new_tokens: int) -> int:
+        """Prompt tokens allowed: the engine's own limits, or the settings' while the engine
+        cannot be asked (the generation call then reports the engine's state properly)."""
         if self._info is None:
-            self._info = await self.engine.info()
+            with contextlib.suppress(EngineError):
+                self._info = await self.engine.info()
         s = self.settings
-        max_total = self._info.max_total_tokens or s.engine_max_total_tokens
-        max_input = self._info.max_input_tokens or s.engine_max_input_tokens
+        max_total = (self._info and self._info.max_total_tokens) or s.engine_max_total_tokens
+        max_input = (self._info and self._info.max_input_tokens) or s.engine_max_input_tokens
         return prompt_budget(max_total, max_new_tokens, max_input)
 
     def params(
@@ -166,6 +185,7 @@ async def begin_turn(
     Raises ApiError with the right status when the engine fails before the first token;
     the question stays stored and the failure is recorded.
     """
+    await runtime.guard()
     s = runtime.settings
     new_tokens = min(max_new_tokens or s.max_new_tokens, s.max_new_tokens)
     # Plain values: a rollback below expires ORM objects, and touching one then would

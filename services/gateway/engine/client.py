@@ -118,6 +118,16 @@ class EngineClient(ABC):
         """The engine's own tokenization of a prompt string; None when it has no such API."""
         return None
 
+    async def healthy(self) -> bool:
+        try:
+            response = await self._request("GET", self.health_path)
+        except EngineError:
+            return False
+        response.close()
+        return True
+
+    health_path = "/health"
+
     @abstractmethod
     def generate(self, prompt: str, params: GenerationParams) -> Generation: ...
 
@@ -192,7 +202,7 @@ async def _error_from(response: aiohttp.ClientResponse) -> EngineError:
     if response.status == 424:
         return EngineGenerationFailed(f"generation failed: {message}")
     if response.status == 404:
-        return EngineProtocolError(f"the engine has no {response.url.path}: {message}")
+        return EngineProtocolError(f"the engine answered 404 to {response.url.path}: {message}")
     return EngineUnavailable(f"engine answered {response.status}: {message}", retry_after_s=retry_s)
 
 
@@ -278,6 +288,8 @@ class TGIClient(EngineClient):
 
 
 class OpenAICompletionsClient(EngineClient):
+    health_path = "/v1/models"  # the one route every OpenAI-compatible server has
+
     def __init__(self, base_url: str, *, model: str, **kw: Any):
         super().__init__(base_url, **kw)
         self.model = model

@@ -76,6 +76,7 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, principal: CurrentPrincipal
 ) -> Any:
     runtime: ChatRuntime = request.app.state.chat
+    await runtime.guard()
     system = "\n".join(m.content for m in body.messages if m.role == "system") or None
     turns = [Turn(role=m.role, content=m.content) for m in body.messages if m.role != "system"]
     if not turns or turns[-1].role != "user":
@@ -89,8 +90,6 @@ async def chat_completions(
         prompt = runtime.format.render_prompt(turns, budget, system)
     except PromptTooLong as exc:
         raise ApiError(400, "context_length_exceeded", str(exc), "messages") from exc
-    except EngineError as exc:
-        raise ApiError(exc.status, exc.code, str(exc), headers=_retry_headers(exc)) from exc
     params = runtime.params(
         max_new, temperature=body.temperature, top_p=body.top_p, stop=body.stop_list, seed=body.seed
     )

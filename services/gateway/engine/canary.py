@@ -1,0 +1,71 @@
+"""Startup proof that the engine tokenizes our prompt text exactly as we rendered it.
+
+The text form of a prompt only equals the trained id form if the engine's tokenizer splits it
+the same way (DESIGN.md: a dummy-prefix tokenizer, an added BOS, or a different tokenizer
+would all shift the ids silently). TGI's /tokenize lets us check before serving anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from services.core.chatformat import ChatFormat, Turn
+
+from .client import EngineClient
+from .errors import EngineError
+
+log = logging.getLogger(__name__)
+
+CANARY = [
+    Turn(role="user", content="医生您好，我头痛三天了，伴有低烧 37.8°C。"),
+    Turn(role="assistant", content="您好！请问是持续性的疼痛吗？有没有恶心、呕吐？"),
+    Turn(role="user", content="No vomiting, 但是晚上睡不好。Should I take ibuprofen?"),
+]
+
+State = Literal["ok", "mismatch", "unsupported", "unreachable"]
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    state: State
+    detail: str
+
+    @property
+    def blocks_serving(self) -> bool:
+        return self.state == "mismatch"
+
+
+async def check_tokenization(engine: EngineClient, chat_format: ChatFormat) -> CanaryResult:
+    prompt = chat_format.render_prompt(CANARY, 1_000_000)
+    try:
+        engine_ids = await engine.tokenize(prompt.text)
+    except EngineError as exc:
+        return CanaryResult("unreachable", f"could not ask the engine: {exc}")
+    if engine_ids is None:
+        detail = (
+            "the engine has no tokenize endpoint: the prompt text form cannot be checked"
+            " against the trained id form; verify the deployment by hand"
+        )
+        log.warning(detail)
+        return CanaryResult("unsupported", detail)
+    if engine_ids != prompt.input_ids:
+        first = next(
+            (
+                i
+                for i, (a, b) in enumerate(zip(engine_ids, prompt.input_ids, strict=False))
+                if a != b
+            ),
+            min(len(engine_ids), len(prompt.input_ids)),
+        )
+        detail = (
+            f"the engine tokenizes the canary prompt differently from the format module"
+            f" (first difference at token {first}: engine {engine_ids[first : first + 5]},"
+            f" expected {prompt.input_ids[first : first + 5]}; {len(engine_ids)} vs"
+            f" {len(prompt.input_ids)} tokens). Is the engine serving the same tokenizer"
+            f" and model profile ({chat_format.profile.name})?"
+        )
+        log.error(detail)
+        return CanaryResult("mismatch", detail)
+    return CanaryResult("ok", f"{len(engine_ids)} canary tokens agree")
