@@ -122,15 +122,17 @@ class Turnaround:
 
 async def _wait_for_lease(
     db: AsyncSession, session_id: uuid.UUID, s: GatewaySettings, title: str | None
-) -> None:
-    """Posts to one session run one at a time, across gateway replicas."""
+) -> int:
+    """Posts to one session run one at a time, across gateway replicas. Returns the
+    session's newest message seq."""
     deadline = asyncio.get_running_loop().time() + s.session_lock_wait_s
     while True:
-        if await sessions.try_lease(
+        newest = await sessions.try_lease(
             db=db, session_id=session_id, lease_s=s.session_lease_s, title=title
-        ):
+        )
+        if newest is not None:
             await db.commit()
-            return
+            return newest
         await db.rollback()
         if asyncio.get_running_loop().time() > deadline:
             raise ApiError(
@@ -143,10 +145,12 @@ async def _wait_for_lease(
 
 
 async def _history(
-    db: AsyncSession, cache: ContextCache, session_id: uuid.UUID
+    db: AsyncSession, cache: ContextCache, session_id: uuid.UUID, newest_seq: int
 ) -> list[dict[str, Any]]:
+    """The session's messages: from Redis when the cached copy ends at the newest seq (a
+    copy that missed turns while Redis was down is refused), else from Postgres."""
     cached = await cache.get(session_id)
-    if cached is not None:
+    if cached is not None and (cached[-1]["seq"] if cached else 0) == newest_seq:
         return cached
     rows = await sessions.messages_of(db=db, session_id=session_id)
     history = [
@@ -192,9 +196,9 @@ async def begin_turn(
     # mean IO outside SQLAlchemy's async bridge.
     session_id = session.id
     title = title_from(content) if content and not session.title else None
-    await _wait_for_lease(db, session_id, s, title)
+    newest_seq = await _wait_for_lease(db, session_id, s, title)
     try:
-        history = await _history(db, cache, session_id)
+        history = await _history(db, cache, session_id, newest_seq)
         if content is None:  # regenerate: forget the last answer, keep its question
             while history and history[-1]["role"] == "assistant":
                 dropped = history.pop()

@@ -74,15 +74,23 @@ async def delete_session(*, db: AsyncSession, session_id: uuid.UUID) -> None:
 
 async def try_lease(
     *, db: AsyncSession, session_id: uuid.UUID, lease_s: float, title: str | None = None
-) -> bool:
-    """Take the session's generation lease in one UPDATE; False while another post holds it.
+) -> int | None:
+    """Take the session's generation lease in one UPDATE. Returns the session's newest
+    message seq (0 when empty), or None while another post holds the lease.
 
     The lease expires by itself, so a gateway that dies mid-answer cannot lock a session.
+    The newest seq comes back in the same statement: it tells whether a cached context is
+    current without another query.
     """
     now = utcnow()
     values: dict[str, object] = {"busy_until": now + timedelta(seconds=lease_s), "updated_at": now}
     if title:  # the first question names the session, in the same statement
         values["title"] = case((ChatSession.title == "", title), else_=ChatSession.title)
+    newest = (
+        select(func.coalesce(func.max(Message.seq), 0))
+        .where(Message.session_id == session_id)
+        .scalar_subquery()
+    )
     result = await db.execute(
         update(ChatSession)
         .where(
@@ -90,5 +98,7 @@ async def try_lease(
             (ChatSession.busy_until.is_(None)) | (ChatSession.busy_until < now),
         )
         .values(values)
+        .returning(newest)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    row = result.first()
+    return None if row is None else int(row[0])
