@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from redis.asyncio import Redis
 from sqlalchemy import text
 
@@ -25,6 +25,7 @@ from .db import make_engine, make_sessionmaker
 from .engine.client import EngineClient, make_client
 from .errors import Json, install_error_handlers
 from .limits import BodySizeLimit
+from .observability import Metrics, RequestContext
 from .openai_api.router import router as openai_router
 from .sessions.router import router as sessions_router
 
@@ -89,12 +90,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ),
     )
     install_error_handlers(app)
+    metrics = Metrics()
+    app.state.metrics = metrics
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every answer
     app.include_router(auth_router)
     app.include_router(admin_router)
     app.include_router(sessions_router)
     app.include_router(chat_router)
     app.include_router(openai_router)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -17,12 +19,13 @@ from services.gateway.db import Db
 from services.gateway.engine.client import Finish, Token
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
+from services.gateway.observability import Metrics
 from services.gateway.sessions.dependencies import OwnedSession
 from services.gateway.sessions.models import ChatSession
 from services.gateway.sessions.schemas import MessageOut
 
 from .schemas import ChatAnswer, MessageCreate, RegenerateRequest, Usage
-from .service import ChatRuntime, Turnaround, begin_turn, events_of, finish_turn
+from .service import Turnaround, begin_turn, events_of, finish_turn
 
 router = APIRouter(prefix="/api/sessions", tags=["chat"])
 log = logging.getLogger(__name__)
@@ -32,9 +35,72 @@ def _sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def _notice(text: str, lang: str) -> dict[str, Any] | None:
-    notice = detect_emergency(text)
-    return notice.model_dump() if notice else None
+@dataclass
+class Outcome:
+    status: str = "stopped"  # until the engine's final event says otherwise
+    error: str | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass
+class Answering:
+    """One answer in flight and what finishing it needs."""
+
+    request: Request
+    turn: Turnaround
+    extras: dict[str, Any]
+    outcome: Outcome = field(default_factory=Outcome)
+    started: float = field(default_factory=time.perf_counter)
+
+    async def texts(self) -> AsyncIterator[str]:
+        """The answer's text pieces; the outcome is filled in as the engine reports it."""
+        try:
+            async for event in events_of(self.turn):
+                if isinstance(event, Token):
+                    self.turn.parts.append(event.text)
+                    yield event.text
+                elif isinstance(event, Finish):
+                    self.outcome.status = "complete"
+                    self.outcome.completion_tokens = event.completion_tokens
+        except EngineError as exc:
+            self.outcome.status, self.outcome.error = "failed", str(exc)
+
+    async def save(self) -> Any:
+        """Store the answer however it ended: completion, engine failure, explicit stop, or
+        a client that left (then the caller is being cancelled: the save is shielded)."""
+        state = self.request.app.state
+        self.turn.generation.cancel()
+        with anyio.CancelScope(shield=True):
+            async with state.sessionmaker() as db:
+                message = await finish_turn(
+                    runtime=state.chat,
+                    db=db,
+                    cache=state.context,
+                    turn=self.turn,
+                    status=self.outcome.status,
+                    error=self.outcome.error,
+                    completion_tokens=self.outcome.completion_tokens,
+                )
+        metrics: Metrics = state.metrics
+        tokens = self.outcome.completion_tokens or len(self.turn.parts)
+        metrics.tokens.labels("chat").inc(tokens)
+        if (seconds := time.perf_counter() - self.started) > 0 and tokens:
+            metrics.tokens_per_s.labels("chat").observe(tokens / seconds)
+        if self.outcome.error is not None:
+            metrics.engine_errors.labels("engine_generation_failed").inc()
+        return message
+
+    def body(self, message: Any) -> ChatAnswer:
+        return ChatAnswer(
+            message=MessageOut.model_validate(message, from_attributes=True),
+            user_message_id=self.turn.user_message_id,
+            turns_used=self.turn.prompt.turns_kept,
+            usage=Usage(
+                prompt_tokens=len(self.turn.prompt.input_ids),
+                completion_tokens=message.completion_tokens or len(self.turn.parts),
+            ),
+            **self.extras,
+        )
 
 
 async def _answer(
@@ -46,123 +112,83 @@ async def _answer(
     max_new_tokens: int | None,
     lang: str,
 ) -> Any:
-    runtime: ChatRuntime = request.app.state.chat
-    cache = request.app.state.context
-    turn = await begin_turn(
-        runtime=runtime,
-        db=db,
-        cache=cache,
-        session=session,
-        content=content,
-        max_new_tokens=max_new_tokens,
-    )
-    question = turn.history[-1]["content"]
+    state = request.app.state
+    metrics: Metrics = state.metrics
+    started = time.perf_counter()
+    try:
+        turn = await begin_turn(
+            runtime=state.chat,
+            db=db,
+            cache=state.context,
+            session=session,
+            content=content,
+            max_new_tokens=max_new_tokens,
+        )
+    except ApiError as exc:
+        if exc.code.startswith("engine"):
+            metrics.engine_errors.labels(exc.code).inc()
+        raise
+    metrics.ttft.labels("chat").observe(time.perf_counter() - started)
     # Rules on the patient's words, whatever the model answers.
-    emergency = _notice(question, lang)
-    extras = {"disclaimer": disclaimer(lang), "emergency": emergency}
-    sessionmaker = request.app.state.sessionmaker
+    notice = detect_emergency(turn.history[-1]["content"])
+    extras = {
+        "disclaimer": disclaimer(lang),
+        "emergency": notice.model_dump() if notice else None,
+    }
+    answering = Answering(request, turn, extras)
     if not stream:
-        return await _whole(runtime, sessionmaker, cache, turn, extras)
+        return await _whole(answering)
     return StreamingResponse(
-        _stream(runtime, sessionmaker, cache, turn, extras),
+        _stream(answering),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _whole(
-    runtime: ChatRuntime, sessionmaker: Any, cache: Any, turn: Turnaround, extras: dict[str, Any]
-) -> ChatAnswer:
-    status, error, completion = "stopped", None, None
+async def _whole(a: Answering) -> ChatAnswer:
     try:
-        async for event in events_of(turn):
-            if isinstance(event, Token):
-                turn.parts.append(event.text)
-            else:
-                status, completion = "complete", event.completion_tokens
-    except EngineError as exc:
-        status, error = "failed", str(exc)
+        async for _ in a.texts():
+            pass
     finally:
-        with anyio.CancelScope(shield=True):  # a client that leaves still gets its turn saved
-            async with sessionmaker() as db:
-                message = await finish_turn(
-                    runtime=runtime,
-                    db=db,
-                    cache=cache,
-                    turn=turn,
-                    status=status,
-                    error=error,
-                    completion_tokens=completion,
-                )
-    if error is not None:
-        raise ApiError(502, "engine_generation_failed", error)
-    return _answer_body(turn, message, extras)
+        message = await a.save()
+    if a.outcome.error is not None:
+        raise ApiError(502, "engine_generation_failed", a.outcome.error)
+    return a.body(message)
 
 
-def _answer_body(turn: Turnaround, message: Any, extras: dict[str, Any]) -> ChatAnswer:
-    out = MessageOut.model_validate(message, from_attributes=True)
-    return ChatAnswer(
-        message=out,
-        user_message_id=turn.user_message_id,
-        turns_used=turn.prompt.turns_kept,
-        usage=Usage(
-            prompt_tokens=len(turn.prompt.input_ids),
-            completion_tokens=message.completion_tokens or len(turn.parts),
-        ),
-        **extras,
-    )
-
-
-async def _stream(
-    runtime: ChatRuntime, sessionmaker: Any, cache: Any, turn: Turnaround, extras: dict[str, Any]
-) -> AsyncIterator[bytes]:
-    status, error, completion = "stopped", None, None
-    yield _sse(
-        "meta",
-        {
-            "session_id": str(turn.session_id),
-            "user_message_id": turn.user_message_id,
-            "turns_used": turn.prompt.turns_kept,
-            "prompt_tokens": len(turn.prompt.input_ids),
-            "emergency": extras["emergency"],
-        },
-    )
+async def _stream(a: Answering) -> AsyncIterator[bytes]:
+    metrics: Metrics = a.request.app.state.metrics
+    metrics.active_streams.inc()
     try:
-        async for event in events_of(turn):
-            if isinstance(event, Token):
-                turn.parts.append(event.text)
-                yield _sse("delta", {"text": event.text})
-            elif isinstance(event, Finish):
-                status, completion = "complete", event.completion_tokens
-    except EngineError as exc:
-        status, error = "failed", str(exc)
-    finally:
-        # Runs on completion, on engine failure, on an explicit stop and when the client
-        # disconnects (then this generator is cancelled: the save is shielded).
-        turn.generation.cancel()
-        with anyio.CancelScope(shield=True):
-            async with sessionmaker() as db:
-                message = await finish_turn(
-                    runtime=runtime,
-                    db=db,
-                    cache=cache,
-                    turn=turn,
-                    status=status,
-                    error=error,
-                    completion_tokens=completion,
-                )
-    if error is not None:
+        turn = a.turn
         yield _sse(
-            "error",
+            "meta",
             {
-                "error": {"code": "engine_generation_failed", "message": error},
-                "message": MessageOut.model_validate(message, from_attributes=True).model_dump(
-                    mode="json"
-                ),
+                "session_id": str(turn.session_id),
+                "user_message_id": turn.user_message_id,
+                "turns_used": turn.prompt.turns_kept,
+                "prompt_tokens": len(turn.prompt.input_ids),
+                "emergency": a.extras["emergency"],
             },
         )
-        return
-    yield _sse("done", _answer_body(turn, message, extras).model_dump(mode="json"))
+        try:
+            async for text in a.texts():
+                yield _sse("delta", {"text": text})
+        finally:
+            message = await a.save()
+        if a.outcome.error is None:
+            yield _sse("done", a.body(message).model_dump(mode="json"))
+        else:
+            out = MessageOut.model_validate(message, from_attributes=True)
+            yield _sse(
+                "error",
+                {
+                    "error": {"code": "engine_generation_failed", "message": a.outcome.error},
+                    "message": out.model_dump(mode="json"),
+                },
+            )
+    finally:
+        metrics.active_streams.dec()
 
 
 @router.post("/{session_id}/messages", responses={200: {"description": "JSON, or SSE"}})

@@ -26,6 +26,7 @@ from services.gateway.chat.service import ChatRuntime
 from services.gateway.engine.client import Finish, Generation, Token
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
+from services.gateway.observability import Metrics
 
 from .schemas import ChatCompletionRequest
 
@@ -55,6 +56,7 @@ async def list_models(request: Request, _: CurrentPrincipal) -> dict[str, Any]:
 async def _record_usage(
     request: Request, principal: Principal, prompt: int, completion: int
 ) -> None:
+    request.app.state.metrics.tokens.labels("openai").inc(completion)
     if principal.api_key_id is None:
         return
     with anyio.CancelScope(shield=True):
@@ -93,6 +95,8 @@ async def chat_completions(
     params = runtime.params(
         max_new, temperature=body.temperature, top_p=body.top_p, stop=body.stop_list, seed=body.seed
     )
+    metrics: Metrics = request.app.state.metrics
+    started = time.perf_counter()
     generation = runtime.engine.generate(prompt.text, params)
     events = aiter(generation)
     try:
@@ -100,7 +104,9 @@ async def chat_completions(
     except StopAsyncIteration:
         first = None
     except EngineError as exc:
+        metrics.engine_errors.labels(exc.code).inc()
         raise ApiError(exc.status, exc.code, str(exc), headers=_retry_headers(exc)) from exc
+    metrics.ttft.labels("openai").observe(time.perf_counter() - started)
     notice = detect_emergency(turns[-1].content)
     meta = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",

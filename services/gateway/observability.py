@@ -1,0 +1,129 @@
+"""Structured JSON logs with request ids, and Prometheus metrics.
+
+Logs never carry message text or secrets: the access line has method, route, status and
+timing; domain code logs ids and error kinds only.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+import uuid
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+access_log = logging.getLogger("medchat.access")
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": request_id.get(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for the whole process (idempotent)."""
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        root.handlers = [handler]
+    root.setLevel(level)
+
+
+class Metrics:
+    """The gateway's Prometheus series, in a registry of its own per app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Histogram(
+            "medchat_http_request_seconds",
+            "HTTP request latency (to the last byte)",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "medchat_time_to_first_token_seconds",
+            "request start to the engine's first token",
+            ["api"],
+            registry=r,
+            buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.tokens = Counter(
+            "medchat_completion_tokens_total", "tokens generated", ["api"], registry=r
+        )
+        self.tokens_per_s = Histogram(
+            "medchat_generation_tokens_per_second",
+            "tokens per second of each answer",
+            ["api"],
+            registry=r,
+            buckets=(1, 5, 10, 20, 40, 80, 160, 320),
+        )
+        self.engine_errors = Counter(
+            "medchat_engine_errors_total", "engine failures by kind", ["code"], registry=r
+        )
+        self.active_streams = Gauge("medchat_active_streams", "answers being streamed", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestContext:
+    """Pure ASGI: a request id (taken from X-Request-ID or made), echoed in the response,
+    bound to every log line; one access log line and one latency sample per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")  # ids stay out of the labels
+            self.metrics.requests.labels(scope["method"], template, str(status)).observe(seconds)
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": template,
+                    "status": status,
+                    "ms": round(seconds * 1000, 1),
+                },
+            )
+            request_id.reset(token)
