@@ -6,6 +6,7 @@ import click
 
 from .admin import apikey, db
 from .dataset import dev_tokenizer, render, validate
+from .serve import chat, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +20,5 @@ cli.add_command(render)
 cli.add_command(dev_tokenizer)
 cli.add_command(db)
 cli.add_command(apikey)
+cli.add_command(serve)
+cli.add_command(chat)

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy import text
 
 from services.core.chatformat import ChatFormat, chat_format, get_profile, load_tokenizer
@@ -27,6 +29,7 @@ from .errors import Json, install_error_handlers
 from .limits import BodySizeLimit
 from .observability import Metrics, RequestContext
 from .openai_api.router import router as openai_router
+from .ratelimit import RateLimiter, RateLimitHeadersMiddleware
 from .sessions.router import router as sessions_router
 
 log = logging.getLogger(__name__)
@@ -60,12 +63,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        # One quick try per call: with Redis down, chat goes on from Postgres at once rather
+        # than after redis-py's default retries (seconds per call).
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 1),
+        )
         app.state.settings = settings
         app.state.db_engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.redis = redis
         app.state.context = ContextCache(redis, settings.context_ttl_s)
+        app.state.ratelimiter = RateLimiter(redis)
         default_rules()  # compile the emergency rules now, not on the first patient's message
         app.state.chat = ChatRuntime(settings, make_engine_client(settings), load_format(settings))
         app.state.stops = StopBus(redis, app.state.chat.stop)
@@ -93,6 +104,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every answer
     app.include_router(auth_router)
     app.include_router(admin_router)

@@ -49,6 +49,8 @@ class GatewaySettings(BaseSettings):
     max_sessions_per_user: int = 1000
     session_lock_wait_s: float = 30.0
     session_lease_s: float = 900.0
+    rate_limit_patient_per_minute: int = 20  # per user, browser logins (web chat)
+    rate_limit_key_per_minute: int = 600  # per API key (OpenAI-compatible API)
 
     @property
     def is_production(self) -> bool:

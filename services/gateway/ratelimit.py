@@ -12,8 +12,9 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -185,3 +186,17 @@ class RateLimitHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def chat_limit(principal: Principal, request: Request) -> tuple[int, int]:
+    """Answers are what cost: browsers are limited per user, integrators per key."""
+    s = request.app.state.settings
+    per_minute = (
+        s.rate_limit_key_per_minute
+        if principal.via == "api_key"
+        else s.rate_limit_patient_per_minute
+    )
+    return per_minute, 60
+
+
+ChatLimited = Annotated[Principal, Depends(rate_limited(chat_limit))]

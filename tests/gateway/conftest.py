@@ -54,6 +54,9 @@ def gateway_settings(database_url: str, sp_dir: Path, engine: EmulatorHandle) ->
         max_body_bytes=64 * 1024,
         max_sessions_per_user=5,
         session_lock_wait_s=10.0,
+        # Limits are tested on their own (test_rate_limits); elsewhere they stay out of the way.
+        rate_limit_patient_per_minute=100_000,
+        rate_limit_key_per_minute=100_000,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from services.gateway.engine.client import Finish, Token
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
 from services.gateway.observability import Metrics
+from services.gateway.ratelimit import chat_limit, rate_limited
 from services.gateway.sessions.dependencies import OwnedSession
 from services.gateway.sessions.models import ChatSession
 from services.gateway.sessions.schemas import MessageOut
@@ -191,7 +192,11 @@ async def _stream(a: Answering) -> AsyncIterator[bytes]:
         metrics.active_streams.dec()
 
 
-@router.post("/{session_id}/messages", responses={200: {"description": "JSON, or SSE"}})
+@router.post(
+    "/{session_id}/messages",
+    responses={200: {"description": "JSON, or SSE"}},
+    dependencies=[Depends(rate_limited(chat_limit))],
+)
 async def post_message(body: MessageCreate, session: OwnedSession, request: Request, db: Db) -> Any:
     """Ask a question. With `stream` (default) the answer arrives as server-sent events:
     `meta`, then `delta` events, then `done` (or `error`)."""
@@ -202,7 +207,7 @@ async def post_message(body: MessageCreate, session: OwnedSession, request: Requ
     )
 
 
-@router.post("/{session_id}/regenerate")
+@router.post("/{session_id}/regenerate", dependencies=[Depends(rate_limited(chat_limit))])
 async def regenerate(
     body: RegenerateRequest, session: OwnedSession, request: Request, db: Db
 ) -> Any:

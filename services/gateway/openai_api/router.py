@@ -27,6 +27,7 @@ from services.gateway.engine.client import Finish, Generation, Token
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
 from services.gateway.observability import Metrics
+from services.gateway.ratelimit import ChatLimited
 
 from .schemas import ChatCompletionRequest
 
@@ -75,7 +76,7 @@ async def _record_usage(
 
 @router.post("/chat/completions")
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, principal: CurrentPrincipal
+    body: ChatCompletionRequest, request: Request, principal: ChatLimited
 ) -> Any:
     runtime: ChatRuntime = request.app.state.chat
     await runtime.guard()
