@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -19,23 +20,33 @@ database_option = click.option(
     "--database-url",
     envvar="MEDCHAT_DATABASE_URL",
     default=None,
-    help="SQLAlchemy URL (default: the gateway's setting, MEDCHAT_DATABASE_URL).",
+    help="SQLAlchemy URL (default: MEDCHAT_DATABASE_URL, else the --data-dir database).",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The data directory of `medchat up` (its embedded Postgres).",
 )
 
 
-def _url(database_url: str | None) -> str:
+def _url(database_url: str | None, data_dir: Path | None = None) -> str:
     if database_url:
         return database_url
+    if data_dir is not None:
+        from .local_stack import database_url as local_url
+
+        return local_url(data_dir)
     from services.gateway.config import get_settings
 
     return get_settings().database_url
 
 
-def _run(database_url: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _run(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from services.gateway.db import make_engine, make_sessionmaker
 
     async def main() -> T:
-        engine = make_engine(_url(database_url))
+        engine = make_engine(url)
         try:
             async with make_sessionmaker(engine)() as db:
                 return await work(db)
@@ -55,11 +66,12 @@ def db() -> None:
 
 @db.command()
 @database_option
-def upgrade(database_url: str | None) -> None:
+@data_dir_option
+def upgrade(database_url: str | None, data_dir: Path | None) -> None:
     """Apply the Alembic migrations up to the newest."""
     from services.gateway.migrate import upgrade as run_upgrade
 
-    run_upgrade(_url(database_url))
+    run_upgrade(_url(database_url, data_dir))
     click.echo("database is at the newest schema")
 
 
@@ -74,7 +86,8 @@ def apikey() -> None:
     "--role", type=click.Choice(["integrator", "admin"]), default="integrator", show_default=True
 )
 @database_option
-def create_key(name: str, role: str, database_url: str | None) -> None:
+@data_dir_option
+def create_key(name: str, role: str, database_url: str | None, data_dir: Path | None) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from services.gateway.auth.service import create_api_key
 
@@ -83,14 +96,15 @@ def create_key(name: str, role: str, database_url: str | None) -> None:
         await session.commit()
         return key
 
-    key = _run(database_url, work)
+    key = _run(_url(database_url, data_dir), work)
     click.echo(key)
     Console(stderr=True).print(f"[dim]{role} key '{name}' created; it is not shown again[/dim]")
 
 
 @apikey.command("list")
 @database_option
-def list_keys(database_url: str | None) -> None:
+@data_dir_option
+def list_keys(database_url: str | None, data_dir: Path | None) -> None:
     """Keys with their prefix, role and state (never the key)."""
     from services.gateway.auth.models import ApiKey
 
@@ -98,7 +112,7 @@ def list_keys(database_url: str | None) -> None:
         return list((await session.execute(select(ApiKey).order_by(ApiKey.created_at))).scalars())
 
     table = Table("id", "name", "prefix", "role", "created", "revoked")
-    for k in _run(database_url, work):
+    for k in _run(_url(database_url, data_dir), work):
         table.add_row(
             str(k.id),
             k.name,
@@ -113,7 +127,8 @@ def list_keys(database_url: str | None) -> None:
 @apikey.command("revoke")
 @click.argument("key_id", type=click.UUID)
 @database_option
-def revoke_key(key_id: uuid.UUID, database_url: str | None) -> None:
+@data_dir_option
+def revoke_key(key_id: uuid.UUID, database_url: str | None, data_dir: Path | None) -> None:
     """Revoke a key by id (see `medchat apikey list`)."""
     from services.gateway.auth.service import revoke_api_key
 
@@ -122,6 +137,6 @@ def revoke_key(key_id: uuid.UUID, database_url: str | None) -> None:
         await session.commit()
         return done
 
-    if not _run(database_url, work):
+    if not _run(_url(database_url, data_dir), work):
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked {key_id}")

@@ -7,6 +7,7 @@ import click
 from .admin import apikey, db
 from .dataset import dev_tokenizer, render, validate
 from .serve import chat, serve
+from .up import up
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,3 +23,4 @@ cli.add_command(db)
 cli.add_command(apikey)
 cli.add_command(serve)
 cli.add_command(chat)
+cli.add_command(up)

@@ -1,0 +1,167 @@
+"""`medchat up`: the whole stack natively, for development. Ctrl-C stops what it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from rich.console import Console
+
+from .local_stack import DEFAULT_DATA_DIR, database_url, redis_url
+
+out = Console(stderr=True, highlight=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, what: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise click.ClickException(f"{what} exited with status {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise click.ClickException(f"{what} did not answer {url} within {timeout_s:.0f} s")
+
+
+@click.command()
+@click.option(
+    "--model", help="Model directory to serve with `transformers serve` (needs the 'serve' extra)."
+)
+@click.option("--engine-url", help="Use a running engine instead of starting one.")
+@click.option(
+    "--engine",
+    "protocol",
+    type=click.Choice(["tgi", "openai"]),
+    default="tgi",
+    show_default=True,
+    help="Protocol of --engine-url.",
+)
+@click.option(
+    "--profile",
+    default="disc-medllm",
+    show_default=True,
+    help="Model profile: disc-medllm, baichuan2, generic.",
+)
+@click.option(
+    "--tokenizer",
+    type=click.Path(exists=True, path_type=Path),
+    help="Tokenizer of the served model (default: --model).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    help="Where Postgres and Redis keep their data.",
+)
+@click.option("--port", default=8000, show_default=True, type=int, help="Gateway port.")
+def up(
+    model: str | None,
+    engine_url: str | None,
+    protocol: str,
+    profile: str,
+    tokenizer: Path | None,
+    data_dir: Path,
+    port: int,
+) -> None:
+    """Start Postgres, Redis, migrations, an engine and the gateway; Ctrl-C stops them."""
+    if not (model or engine_url):
+        raise click.UsageError("give --model DIR (served here) or --engine-url URL")
+    tokenizer = tokenizer or (Path(model) if model else None)
+    if tokenizer is None:
+        raise click.UsageError("--tokenizer DIR is needed with --engine-url")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    keep: list[Any] = []  # in-process servers that live as long as this command
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        db = database_url(data_dir, stop_on_exit=True)
+        redis = redis_url(data_dir, keep)
+        out.print(f"postgres  {db}\nredis     {redis}")
+        from services.gateway.migrate import upgrade
+
+        upgrade(db)
+        if model and not engine_url:
+            engine_port = _free_port()
+            engine_url, protocol = f"http://127.0.0.1:{engine_port}", "openai"
+            engine = subprocess.Popen(
+                [
+                    "transformers",
+                    "serve",
+                    "--force-model",
+                    model,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(engine_port),
+                    "--device",
+                    "cpu",
+                ],
+                stdin=subprocess.DEVNULL,
+            )
+            children.append(engine)
+            _wait(f"{engine_url}/v1/models", "transformers serve", engine, 300)
+        assert engine_url is not None
+        env = {
+            **os.environ,
+            "MEDCHAT_DATABASE_URL": db,
+            "MEDCHAT_REDIS_URL": redis,
+            "MEDCHAT_ENGINE_URL": engine_url,
+            "MEDCHAT_ENGINE_PROTOCOL": protocol,
+            "MEDCHAT_ENGINE_MODEL": model or os.environ.get("MEDCHAT_ENGINE_MODEL", "disc-medllm"),
+            "MEDCHAT_TOKENIZER_PATH": str(tokenizer),
+            "MEDCHAT_PROFILE": profile,
+        }
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        children.append(gateway)
+        base = f"http://127.0.0.1:{port}"
+        _wait(f"{base}/healthz", "the gateway", gateway, 60)
+        out.print(
+            f"[bold green]DISC-MedChat is up[/bold green]\n"
+            f"gateway   {base}   (API docs {base}/docs, readiness {base}/readyz)\n"
+            f"engine    {engine_url} ({protocol})\n"
+            f"chat      medchat chat --url {base}\n"
+            "[dim]The fine-tune worker joins with the fine-tune jobs issue."
+            " Ctrl-C stops everything.[/dim]"
+        )
+        while all(c.poll() is None for c in children):
+            time.sleep(0.5)
+        raise click.ClickException("a service stopped unexpectedly; shutting down")
+    except KeyboardInterrupt:
+        out.print("stopping…")
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for server in keep:
+            server.shutdown()
