@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
 from services.gateway.config import GatewaySettings
@@ -12,7 +13,15 @@ from services.gateway.errors import ApiError, NotFound
 from . import service
 from .dependencies import AdminPrincipal, CurrentPrincipal, current_principal
 from .models import ApiKey, User
-from .schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Credentials, LoginOut, UserOut
+from .schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    Credentials,
+    LoginOut,
+    RoleChange,
+    UserOut,
+)
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -112,6 +121,34 @@ async def me(principal: CurrentPrincipal, db: Db) -> UserOut:
     user = await db.get(User, principal.user_id)
     if user is None:
         raise NotFound("user")
+    return _user_out(user)
+
+
+@admin_router.get("/users")
+async def list_users(
+    _: AdminPrincipal,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    include_guests: bool = False,
+) -> list[UserOut]:
+    query = select(User).order_by(User.created_at.desc()).limit(limit).offset(offset)
+    if not include_guests:
+        query = query.where(User.is_guest.is_(False))
+    return [_user_out(u) for u in (await db.execute(query)).scalars()]
+
+
+@admin_router.patch("/users/{user_id}")
+async def change_role(
+    user_id: uuid.UUID, body: RoleChange, principal: AdminPrincipal, db: Db
+) -> UserOut:
+    if user_id == principal.user_id:
+        raise ApiError(409, "own_role", "admins cannot change their own role", "role")
+    user = await db.get(User, user_id)
+    if user is None:
+        raise NotFound("user")
+    user.role = body.role
+    await db.commit()
     return _user_out(user)
 
 

@@ -48,3 +48,7 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="shown once; only its hash is stored")
+
+
+class RoleChange(BaseModel):
+    role: Literal["patient", "integrator", "admin"]

@@ -108,3 +108,27 @@ def test_api_keys(gateway_url: str, database_url: str) -> None:
     assert garbage.status_code == 401
     for c in (admin, integrator, partner):
         c.close()
+
+
+def test_admin_manages_users(
+    gateway_url: str, database_url: str, new_guest: Callable[[], Patient]
+) -> None:
+    admin = httpx.Client(
+        base_url=gateway_url,
+        headers={"Authorization": f"Bearer {make_key(database_url, 'admin')}"},
+    )
+    p = new_guest()
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    user_id = p.post("/api/auth/signup", json={"email": email, "password": "12345678"}).json()[
+        "user"
+    ]["id"]
+    listed = admin.get("/api/admin/users", params={"limit": 200}).json()
+    assert any(u["id"] == user_id for u in listed) and not any(u["is_guest"] for u in listed)
+    changed = admin.patch(f"/api/admin/users/{user_id}", json={"role": "integrator"})
+    assert changed.status_code == 200 and changed.json()["role"] == "integrator"
+    assert (
+        admin.patch(f"/api/admin/users/{uuid.uuid4()}", json={"role": "admin"}).status_code == 404
+    )
+    # Patients cannot reach admin routes.
+    assert p.client.get("/api/admin/users").status_code == 403
+    admin.close()

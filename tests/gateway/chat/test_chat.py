@@ -291,3 +291,21 @@ def test_emergency_notice_is_attached(new_guest: Callable[[], Patient]) -> None:
     assert r.status_code == 200 and r.json()["emergency"] is not None
     calm = ask(p, sid, "谢谢，另外皮肤有点痒")
     assert calm.json()["emergency"] is None
+
+
+def test_long_history_drops_oldest_rounds(
+    new_guest: Callable[[], Patient], engine: EmulatorHandle
+) -> None:
+    # Budget here: 1024 prompt tokens. Each round below is a few hundred tokens.
+    p = new_guest()
+    sid = p.post("/api/sessions", json={}).json()["id"]
+    engine.control(reply_tokens=["好的。" * 20])
+    used = [
+        ask(p, sid, f"第{i}轮：" + "我的症状是头痛发烧咳嗽。" * 25).json()["turns_used"]
+        for i in range(6)
+    ]
+    assert used[0] == 1 and max(used) < 11
+    assert used[-1] < 2 * 6 - 1  # older rounds were dropped, whole
+    prompt = prompts(engine)[-1]
+    assert "第5轮" in prompt and "第0轮" not in prompt
+    assert prompt.count("<reserved_102>") == (used[-1] + 1) // 2
