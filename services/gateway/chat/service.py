@@ -295,30 +295,25 @@ async def finish_turn(
     the session's lease, in one statement."""
     runtime.live.pop(turn.session_id, None)
     content = "".join(turn.parts)
-    now = utcnow()
-    answer = (
-        insert(Message)
-        .values(
-            session_id=turn.session_id,
-            seq=turn.answer_seq,
-            role="assistant",
-            content=content,
-            status=status,
-            error=error,
-            prompt_tokens=len(turn.prompt.input_ids),
-            completion_tokens=completion_tokens,
-            turns_used=turn.prompt.turns_kept,
-            created_at=now,
-        )
-        .returning(Message.id)
-        .cte("answer")
-    )
+    fields: dict[str, Any] = {
+        "session_id": turn.session_id,
+        "seq": turn.answer_seq,
+        "role": "assistant",
+        "content": content,
+        "status": status,
+        "error": error,
+        "prompt_tokens": len(turn.prompt.input_ids),
+        "completion_tokens": completion_tokens,
+        "turns_used": turn.prompt.turns_kept,
+        "created_at": utcnow(),
+    }
+    answer = insert(Message).values(fields).returning(Message.id).cte("answer")
     message_id = (
         await db.execute(
             update(ChatSession)
             .add_cte(answer)
             .where(ChatSession.id == turn.session_id)
-            .values(busy_until=None, updated_at=now)
+            .values(busy_until=None, updated_at=fields["created_at"])
             .returning(select(answer.c.id).scalar_subquery())
         )
     ).scalar_one()
@@ -327,19 +322,7 @@ async def finish_turn(
         {"seq": turn.answer_seq, "role": "assistant", "content": content, "status": status}
     )
     await cache.put(turn.session_id, turn.history)
-    return Message(
-        id=message_id,
-        session_id=turn.session_id,
-        seq=turn.answer_seq,
-        role="assistant",
-        content=content,
-        status=status,
-        error=error,
-        prompt_tokens=len(turn.prompt.input_ids),
-        completion_tokens=completion_tokens,
-        turns_used=turn.prompt.turns_kept,
-        created_at=now,
-    )
+    return Message(id=message_id, **fields)
 
 
 async def events_of(turn: Turnaround) -> AsyncIterator[Token | Finish]:
