@@ -31,9 +31,9 @@ def ask(p: Patient, sid: str, content: str, **kw: Any) -> httpx.Response:
 
 
 def wait_for_disconnect(engine: EmulatorHandle) -> int:
-    """The engine notices a dropped connection within a second (not a timed assertion:
-    the wait only bounds how long the test polls)."""
-    deadline = time.monotonic() + 1.5
+    """How many dropped connections the engine saw (polled: it notices within
+    milliseconds; the bound only keeps a broken build from hanging)."""
+    deadline = time.monotonic() + 5
     while engine.state()["disconnects"] == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     return int(engine.state()["disconnects"])
@@ -171,11 +171,10 @@ def test_explicit_stop_keeps_the_partial_answer(
         for event in sse_events(r):
             events.append(event)
             if event[0] == "delta" and len(events) == 2:
-                started = time.monotonic()
                 assert p.post(f"/api/sessions/{sid}/stop").status_code == 202
-    assert time.monotonic() - started < 1.5
     done = events[-1]
     assert done[0] == "done" and done[1]["message"]["status"] == "stopped"
+    # Tokens come 0.3 s apart: a partial answer shows the stop cut the generation short.
     assert 1 <= len(done[1]["message"]["content"]) < 7
     assert wait_for_disconnect(engine) >= 1
 
