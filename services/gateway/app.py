@@ -50,6 +50,7 @@ def make_engine_client(settings: GatewaySettings) -> EngineClient:
         settings.engine_protocol,
         settings.engine_url,
         model=settings.engine_model,
+        sampling_extras=settings.engine_sampling_extras,
         connect_timeout_s=settings.engine_connect_timeout_s,
         first_token_timeout_s=settings.engine_first_token_timeout_s,
         total_timeout_s=settings.engine_total_timeout_s,

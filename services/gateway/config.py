@@ -24,6 +24,9 @@ class GatewaySettings(BaseSettings):
     engine_url: str = "http://127.0.0.1:8080"
     engine_protocol: Literal["tgi", "openai"] = "tgi"
     engine_model: str = "disc-medllm"  # the model name sent to OpenAI-compatible engines
+    # Send top_k / repetition_penalty to OpenAI-compatible engines (vLLM, SGLang, TGI take
+    # them; `transformers serve` refuses fields outside OpenAI's schema).
+    engine_sampling_extras: bool = True
     engine_connect_timeout_s: float = 5.0
     engine_first_token_timeout_s: float = 60.0
     engine_total_timeout_s: float = 600.0

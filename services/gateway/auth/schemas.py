@@ -6,10 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from services.gateway.text import StoredText
+
 
 class Credentials(BaseModel):
-    email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    phone: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{5,30}$")
+    email: StoredText | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: StoredText | None = Field(None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{5,30}$")
     password: str = Field(min_length=8, max_length=256)
 
     @model_validator(mode="after")
@@ -33,7 +35,7 @@ class LoginOut(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: StoredText = Field(min_length=1, max_length=100)
     role: Literal["integrator", "admin"] = "integrator"
 
 

@@ -41,6 +41,7 @@ class Outcome:
     status: str = "stopped"  # until the engine's final event says otherwise
     error: str | None = None
     completion_tokens: int | None = None
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Answering:
                 elif isinstance(event, Finish):
                     self.outcome.status = "complete"
                     self.outcome.completion_tokens = event.completion_tokens
+                    self.outcome.finish_reason = event.reason
         except EngineError as exc:
             self.outcome.status, self.outcome.error = "failed", str(exc)
 
@@ -81,6 +83,7 @@ class Answering:
                     status=self.outcome.status,
                     error=self.outcome.error,
                     completion_tokens=self.outcome.completion_tokens,
+                    finish_reason=self.outcome.finish_reason,
                 )
         metrics: Metrics = state.metrics
         tokens = self.outcome.completion_tokens or len(self.turn.parts)

@@ -5,10 +5,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from services.gateway.sessions.schemas import MessageOut
+from services.gateway.text import StoredText
 
 
 class MessageCreate(BaseModel):
-    content: str = Field(min_length=1, max_length=20_000)
+    content: StoredText = Field(min_length=1, max_length=20_000)
     stream: bool = True
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     lang: str = Field("zh", pattern="^(zh|en)$", description="language of the notices")

@@ -290,6 +290,7 @@ async def finish_turn(
     status: str,
     error: str | None = None,
     completion_tokens: int | None = None,
+    finish_reason: str | None = None,
 ) -> Message:
     """Store the answer (complete, stopped with its partial text, or failed) and release
     the session's lease, in one statement."""
@@ -301,6 +302,7 @@ async def finish_turn(
         "role": "assistant",
         "content": content,
         "status": status,
+        "finish_reason": finish_reason,
         "error": error,
         "prompt_tokens": len(turn.prompt.input_ids),
         "completion_tokens": completion_tokens,

@@ -14,7 +14,7 @@ from typing import Literal
 from services.core.chatformat import ChatFormat, Turn
 
 from .client import EngineClient
-from .errors import EngineError
+from .errors import EngineError, EngineProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,15 @@ class CanaryResult:
 async def check_tokenization(engine: EngineClient, chat_format: ChatFormat) -> CanaryResult:
     prompt = chat_format.render_prompt(CANARY, 1_000_000)
     try:
+        await engine.info()  # e.g. an OpenAI-compatible engine serving another model name
         engine_ids = await engine.tokenize(prompt.text)
+    except EngineProtocolError as exc:
+        log.error("engine configuration: %s", exc)
+        return CanaryResult("mismatch", str(exc))
     except EngineError as exc:
         return CanaryResult("unreachable", f"could not ask the engine: {exc}")
     if engine_ids is None:
-        detail = (
-            "the engine has no tokenize endpoint: the prompt text form cannot be checked"
-            " against the trained id form; verify the deployment by hand"
-        )
-        log.warning(detail)
-        return CanaryResult("unsupported", detail)
+        return await _check_count(engine, prompt.text, len(prompt.input_ids))
     if engine_ids != prompt.input_ids:
         first = next(
             (
@@ -69,3 +68,29 @@ async def check_tokenization(engine: EngineClient, chat_format: ChatFormat) -> C
         log.error(detail)
         return CanaryResult("mismatch", detail)
     return CanaryResult("ok", f"{len(engine_ids)} canary tokens agree")
+
+
+async def _check_count(engine: EngineClient, text: str, expected: int) -> CanaryResult:
+    """Engines without a tokenize endpoint (OpenAI-compatible ones) still report how many
+    prompt tokens they saw: a one-token completion catches an added BOS or another
+    tokenizer, though not a same-length difference."""
+    try:
+        count = await engine.prompt_tokens(text)
+    except EngineError as exc:
+        return CanaryResult("unreachable", f"could not ask the engine: {exc}")
+    if count is None:
+        detail = (
+            "the engine reports neither token ids nor prompt token counts: the prompt"
+            " text form cannot be checked against the trained id form"
+        )
+        log.warning(detail)
+        return CanaryResult("unsupported", detail)
+    if count != expected:
+        detail = (
+            f"the engine counts {count} prompt tokens in the canary prompt, the format"
+            f" module {expected}: the engine's tokenizer does not split the prompt as"
+            " trained (an added BOS, another tokenizer or profile?)"
+        )
+        log.error(detail)
+        return CanaryResult("mismatch", detail)
+    return CanaryResult("ok", f"{count} canary tokens agree (count only: no token ids)")

@@ -118,6 +118,10 @@ class EngineClient(ABC):
         """The engine's own tokenization of a prompt string; None when it has no such API."""
         return None
 
+    async def prompt_tokens(self, text: str) -> int | None:
+        """How many tokens the engine makes of a prompt, where it can only tell the count."""
+        return None
+
     async def healthy(self) -> bool:
         try:
             response = await self._request("GET", self.health_path)
@@ -190,7 +194,7 @@ async def _error_from(response: aiohttp.ClientResponse) -> EngineError:
         raw = await response.read()
     try:
         body = orjson.loads(raw)
-        message = str(body.get("error") or body.get("message") or body)
+        message = str(body.get("error") or body.get("message") or body.get("detail") or body)
     except (orjson.JSONDecodeError, AttributeError):
         message = raw[:200].decode(errors="replace")
     retry_after = response.headers.get("Retry-After")
@@ -290,19 +294,35 @@ class TGIClient(EngineClient):
 class OpenAICompletionsClient(EngineClient):
     health_path = "/v1/models"  # the one route every OpenAI-compatible server has
 
-    def __init__(self, base_url: str, *, model: str, **kw: Any):
+    def __init__(self, base_url: str, *, model: str, sampling_extras: bool = True, **kw: Any):
         super().__init__(base_url, **kw)
         self.model = model
+        # top_k and repetition_penalty are vLLM/SGLang/TGI extensions; `transformers serve`
+        # refuses fields outside OpenAI's schema (and takes them from generation_config).
+        self.sampling_extras = sampling_extras
 
     async def info(self) -> EngineInfo:
         body = await self._json("GET", "/v1/models")
         models = body.get("data") if isinstance(body, dict) else None
         if not models:
             raise EngineProtocolError("/v1/models lists no model")
-        entry = next((m for m in models if m.get("id") == self.model), models[0])
+        entry = next((m for m in models if m.get("id") == self.model), None)
+        if entry is None:
+            served = ", ".join(str(m.get("id")) for m in models)
+            raise EngineProtocolError(
+                f"the engine serves {served}, not {self.model!r}: set MEDCHAT_ENGINE_MODEL"
+            )
         # vLLM reports max_model_len; other servers do not say: the settings decide then.
         max_len = entry.get("max_model_len")
         return EngineInfo(str(entry.get("id")), int(max_len) if max_len else 0, None)
+
+    async def prompt_tokens(self, text: str) -> int | None:
+        body = await self._json(
+            "POST", "/v1/completions", {"model": self.model, "prompt": text, "max_tokens": 1}
+        )
+        usage = body.get("usage") if isinstance(body, dict) else None
+        count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        return int(count) if count is not None else None
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:
         body: dict[str, Any] = {
@@ -314,7 +334,10 @@ class OpenAICompletionsClient(EngineClient):
         }
         if params.temperature is not None:
             body["temperature"] = params.temperature if params.do_sample else 0.0
-        for name in ("top_p", "top_k", "repetition_penalty", "seed"):
+        names = ("top_p", "seed") + (
+            ("top_k", "repetition_penalty") if self.sampling_extras else ()
+        )
+        for name in names:
             if (value := getattr(params, name)) is not None:
                 body[name] = value
         if params.stop:
@@ -346,11 +369,15 @@ class OpenAICompletionsClient(EngineClient):
                     yield Token(str(choice["text"]))
                 if choice.get("finish_reason"):
                     reason = "length" if choice["finish_reason"] == "length" else "stop"
-        if not generation.cancelled:
-            raise EngineGenerationFailed("the engine's stream ended without [DONE]")
+        if reason is not None:  # transformers serve closes after the finish chunk, no [DONE]
+            yield Finish(reason, completion or 0, prompt_tokens)
+        elif not generation.cancelled:
+            raise EngineGenerationFailed("the engine's stream ended without a finish_reason")
 
 
-def make_client(protocol: str, base_url: str, *, model: str, **kw: Any) -> EngineClient:
+def make_client(
+    protocol: str, base_url: str, *, model: str, sampling_extras: bool = True, **kw: Any
+) -> EngineClient:
     if protocol == "tgi":
         return TGIClient(base_url, **kw)
-    return OpenAICompletionsClient(base_url, model=model, **kw)
+    return OpenAICompletionsClient(base_url, model=model, sampling_extras=sampling_extras, **kw)

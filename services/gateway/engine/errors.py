@@ -37,9 +37,10 @@ class EngineTimeout(EngineError):
 
 
 class EngineRejected(EngineError):
-    """The engine refused the request as invalid (TGI 422 `validation`)."""
+    """The engine refused the request as invalid (TGI 422 `validation`). The gateway built
+    that request, so this is a gateway/engine mismatch, not the caller's fault."""
 
-    status = 400
+    status = 502
     code = "engine_rejected"
 
 

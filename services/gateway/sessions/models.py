@@ -38,6 +38,9 @@ class Message(Base):
     content: Mapped[str] = mapped_column(Text)
     # complete | stopped (partial answer kept) | failed (error says why)
     status: Mapped[str] = mapped_column(String(16), default="complete")
+    # The engine's reason to end an answer: "stop" (it was done) or "length" (cut at
+    # max_new_tokens, so the UI can say the answer is incomplete).
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)

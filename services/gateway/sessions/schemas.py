@@ -5,13 +5,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from services.gateway.text import StoredText
+
 
 class SessionCreate(BaseModel):
-    title: str | None = Field(None, max_length=200)
+    title: StoredText | None = Field(None, max_length=200)
 
 
 class SessionRename(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
+    title: StoredText = Field(min_length=1, max_length=200)
 
 
 class SessionOut(BaseModel):
@@ -27,6 +29,7 @@ class MessageOut(BaseModel):
     role: str
     content: str
     status: str
+    finish_reason: str | None
     error: str | None
     prompt_tokens: int | None
     completion_tokens: int | None

@@ -55,6 +55,7 @@ def test_multi_turn_prompt_is_the_format_modules_rendering(
     body = first.json()
     assert body["message"]["content"] == "".join(REPLY)
     assert body["message"]["status"] == "complete" and body["turns_used"] == 1
+    assert body["message"]["finish_reason"] == "stop"
     assert "不能替代" in body["disclaimer"] or "not a diagnosis" in body["disclaimer"]
     second = ask(p, sid, "需要吃药吗？")
     assert second.status_code == 200 and second.json()["turns_used"] == 3
@@ -122,7 +123,7 @@ def test_engine_overloaded_keeps_the_question(
         ("http_500", 503, "engine_unavailable"),
         ("garbage", 502, "engine_bad_response"),
         ("hang", 504, "engine_timeout"),
-        ("validation", 400, "engine_rejected"),
+        ("validation", 502, "engine_rejected"),
     ],
 )
 def test_engine_failures_map_to_clear_errors(
@@ -231,6 +232,17 @@ def test_concurrent_posts_to_one_session_are_serialized(
     messages = p.get(f"/api/sessions/{sid}").json()["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"] * 3
     assert [m["seq"] for m in messages] == list(range(1, 7))
+
+
+def test_answer_cut_at_max_new_tokens_says_so(
+    new_guest: Callable[[], Patient], engine: EmulatorHandle
+) -> None:
+    p = new_guest()
+    sid = p.post("/api/sessions", json={}).json()["id"]
+    r = ask(p, sid, "详细说说", max_new_tokens=3)
+    assert r.status_code == 200
+    assert r.json()["message"]["finish_reason"] == "length"
+    assert r.json()["message"]["content"] == "".join(REPLY[:3])
 
 
 def test_regenerate_replaces_the_last_answer(

@@ -87,8 +87,10 @@ def test_engine_down_is_not_ready_and_chat_says_503(gateway_settings: GatewaySet
 def test_openai_protocol_engine(gateway_settings: GatewaySettings, engine: EmulatorHandle) -> None:
     model = httpx.get(f"{engine.url}/v1/models").json()["data"][0]["id"]
     for url in gateway_for(gateway_settings, engine_protocol="openai", engine_model=model):
-        # No tokenize endpoint in that protocol: served, and readiness says it is unchecked.
-        assert httpx.get(f"{url}/readyz").json()["checks"]["engine_tokenization"] == "unsupported"
+        # No tokenize endpoint in that protocol: the prompt token count is compared instead.
+        ready = httpx.get(f"{url}/readyz").json()
+        assert ready["checks"]["engine_tokenization"] == "ok"
+        assert "count only" in ready["engine_detail"]
         p = guest(url)
         sid = p.post("/api/sessions", json={}).json()["id"]
         r = p.post(f"/api/sessions/{sid}/messages", json={"content": "咳嗽", "stream": False})
@@ -96,3 +98,29 @@ def test_openai_protocol_engine(gateway_settings: GatewaySettings, engine: Emula
         assert r.json()["message"]["content"] == "".join(REPLY)
         calls = [c for c in engine.state()["requests"] if c["path"] == "/v1/completions"]
         assert calls[-1]["body"]["prompt"].endswith("咳嗽<reserved_103>")
+
+
+def test_openai_protocol_count_mismatch_is_refused(
+    gateway_settings: GatewaySettings, foreign_engine: EmulatorHandle
+) -> None:
+    model = httpx.get(f"{foreign_engine.url}/v1/models").json()["data"][0]["id"]
+    for url in gateway_for(
+        gateway_settings,
+        engine_protocol="openai",
+        engine_url=foreign_engine.url,
+        engine_model=model,
+    ):
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["engine_tokenization"] == "mismatch"
+        assert "prompt tokens" in ready.json()["engine_detail"]
+
+
+def test_wrong_engine_model_name_is_explained(
+    gateway_settings: GatewaySettings, engine: EmulatorHandle
+) -> None:
+    for url in gateway_for(gateway_settings, engine_protocol="openai", engine_model="nope"):
+        p = guest(url)
+        sid = p.post("/api/sessions", json={}).json()["id"]
+        r = p.post(f"/api/sessions/{sid}/messages", json={"content": "头痛", "stream": False})
+        assert r.status_code >= 500 and "MEDCHAT_ENGINE_MODEL" in r.text

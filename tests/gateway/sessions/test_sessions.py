@@ -69,3 +69,12 @@ def test_unauthenticated_and_oversized(gateway_url: str, new_guest: Callable[[],
         headers={"content-type": "application/json", "X-CSRF-Token": p.csrf},
     )
     assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+
+
+def test_nul_characters_are_a_clear_422(new_guest: Callable[[], Patient]) -> None:
+    p = new_guest()
+    r = p.post("/api/sessions", json={"title": "a\u0000b"})
+    assert r.status_code == 422 and "NUL" in r.json()["error"]["message"]
+    sid = p.post("/api/sessions", json={}).json()["id"]
+    r = p.post(f"/api/sessions/{sid}/messages", json={"content": "x\u0000", "stream": False})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "content"
