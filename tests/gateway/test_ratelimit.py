@@ -40,7 +40,9 @@ async def limiter() -> AsyncIterator[RateLimiter]:
     client = Redis.from_url(REDIS_URL)
     prefix = f"medchat:rl:test:{uuid.uuid4().hex}"
     try:
-        yield RateLimiter(client, prefix=prefix)
+        # A generous timeout: these tests check the algorithm, and a loaded CI machine must
+        # not turn a slow Redis answer into the fail-open path.
+        yield RateLimiter(client, prefix=prefix, timeout_s=10.0)
     finally:
         # Only this test's keys: db 15 may be shared with other tests.
         keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
