@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
@@ -57,6 +58,10 @@ def _run(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except OSError as exc:
         raise click.ClickException(f"cannot reach the database: {exc}") from exc
+    except ProgrammingError as exc:
+        raise click.ClickException(
+            f"the database is not set up for DISC-MedChat ({exc.orig}): run `medchat db upgrade`"
+        ) from exc
 
 
 @click.group()

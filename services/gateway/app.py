@@ -16,6 +16,7 @@ from sqlalchemy import text
 from services.core.chatformat import ChatFormat, chat_format, get_profile, load_tokenizer
 from services.core.safety import default_rules
 
+from .auth.key_cache import KeyCache
 from .auth.router import admin_router
 from .auth.router import router as auth_router
 from .chat.router import router as chat_router
@@ -29,6 +30,7 @@ from .errors import Json, install_error_handlers
 from .limits import BodySizeLimit
 from .observability import Metrics, RequestContext
 from .openai_api.router import router as openai_router
+from .openai_api.usage import UsageRecorder
 from .ratelimit import RateLimiter, RateLimitHeadersMiddleware
 from .sessions.router import router as sessions_router
 
@@ -78,6 +80,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.redis = redis
         app.state.context = ContextCache(redis, settings.context_ttl_s)
         app.state.ratelimiter = RateLimiter(redis)
+        app.state.key_cache = KeyCache(settings.auth_cache_s)
+        app.state.usage = UsageRecorder(app.state.sessionmaker, settings.usage_flush_s)
+        app.state.usage.start()
         default_rules()  # compile the emergency rules now, not on the first patient's message
         app.state.chat = ChatRuntime(settings, make_engine_client(settings), load_format(settings))
         app.state.stops = StopBus(redis, app.state.chat.stop)
@@ -88,6 +93,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.stops.close()
+            await app.state.usage.close()
             await app.state.chat.engine.close()
             await redis.aclose()
             await engine.dispose()

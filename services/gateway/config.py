@@ -52,6 +52,8 @@ class GatewaySettings(BaseSettings):
     max_sessions_per_user: int = 1000
     session_lock_wait_s: float = 30.0
     session_lease_s: float = 900.0
+    auth_cache_s: float = 10.0  # how long an API-key lookup is remembered (0: never)
+    usage_flush_s: float = 2.0  # how often per-key usage is written (0: on every request)
     rate_limit_patient_per_minute: int = 20  # per user, browser logins (web chat)
     rate_limit_key_per_minute: int = 600  # per API key (OpenAI-compatible API)
 

@@ -11,6 +11,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -58,6 +59,15 @@ def install_error_handlers(app: FastAPI) -> None:
         param = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
         return Json(
             error_body("invalid_request", str(first.get("msg", "invalid request")), param), 422
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(_: Request, exc: PoolTimeout) -> Json:
+        # Every database connection is in use: a load problem, said as such (not a 500).
+        return Json(
+            error_body("server_busy", "the service is overloaded; retry shortly"),
+            503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -57,6 +57,10 @@ def gateway_settings(database_url: str, sp_dir: Path, engine: EmulatorHandle) ->
         # Limits are tested on their own (test_rate_limits); elsewhere they stay out of the way.
         rate_limit_patient_per_minute=100_000,
         rate_limit_key_per_minute=100_000,
+        # Revocations and usage counters visible at once (their batched forms are tested
+        # on their own).
+        auth_cache_s=0.0,
+        usage_flush_s=0.0,
     )
 
 

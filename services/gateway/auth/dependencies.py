@@ -13,6 +13,7 @@ from services.gateway.db import Db
 from services.gateway.errors import ApiError
 
 from . import service
+from .key_cache import KeyCache
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "X-CSRF-Token"
@@ -41,10 +42,16 @@ async def current_principal(request: Request, db: Db) -> Principal:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.startswith(service.KEY_PREFIX):
             raise _unauthorized("use 'Authorization: Bearer mk-…' with an API key")
+        cache: KeyCache = request.app.state.key_cache
+        key_hash = service.sha256(token.strip())
+        if (cached := cache.get(key_hash)) is not None:
+            return cached
         key = await service.key_by_token(db=db, token=token.strip())
         if key is None:
             raise _unauthorized("this API key is unknown or revoked")
-        return Principal(key.user_id, key.role, "api_key", key.id)
+        principal = Principal(key.user_id, key.role, "api_key", key.id)
+        cache.put(key_hash, principal)
+        return principal
     cookie = request.cookies.get(request.app.state.settings.cookie_name)
     found = await service.login_by_token(db=db, token=cookie) if cookie else None
     if found is None:

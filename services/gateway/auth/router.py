@@ -168,10 +168,11 @@ async def create_key(body: ApiKeyCreate, _: AdminPrincipal, db: Db) -> ApiKeyCre
 
 
 @admin_router.delete("/keys/{key_id}", status_code=204)
-async def revoke_key(key_id: uuid.UUID, _: AdminPrincipal, db: Db) -> None:
+async def revoke_key(key_id: uuid.UUID, _: AdminPrincipal, request: Request, db: Db) -> None:
     if not await service.revoke_api_key(db=db, key_id=key_id):
         raise NotFound("active API key")
     await db.commit()
+    request.app.state.key_cache.forget(key_id)
 
 
 __all__ = ["admin_router", "router"]

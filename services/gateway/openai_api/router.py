@@ -16,12 +16,10 @@ import anyio
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import update
 
 from services.core.chatformat import PromptTooLong, Turn
 from services.core.safety import detect_emergency, disclaimer
 from services.gateway.auth.dependencies import CurrentPrincipal, Principal
-from services.gateway.auth.models import ApiKey
 from services.gateway.chat.service import ChatRuntime
 from services.gateway.engine.client import Finish, Generation, Token
 from services.gateway.engine.errors import EngineError
@@ -58,20 +56,9 @@ async def _record_usage(
     request: Request, principal: Principal, prompt: int, completion: int
 ) -> None:
     request.app.state.metrics.tokens.labels("openai").inc(completion)
-    if principal.api_key_id is None:
-        return
-    with anyio.CancelScope(shield=True):
-        async with request.app.state.sessionmaker() as db:
-            await db.execute(
-                update(ApiKey)
-                .where(ApiKey.id == principal.api_key_id)
-                .values(
-                    requests=ApiKey.requests + 1,
-                    prompt_tokens=ApiKey.prompt_tokens + prompt,
-                    completion_tokens=ApiKey.completion_tokens + completion,
-                )
-            )
-            await db.commit()
+    if principal.api_key_id is not None:
+        with anyio.CancelScope(shield=True):
+            await request.app.state.usage.add(principal.api_key_id, prompt, completion)
 
 
 @router.post("/chat/completions")

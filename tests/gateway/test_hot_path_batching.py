@@ -1,0 +1,75 @@
+"""The OpenAI hot path's memory: API-key lookups remembered briefly, usage written in
+batches, and nothing counted lost when a batch cannot be written."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from services.gateway.auth import service
+from services.gateway.auth.dependencies import Principal
+from services.gateway.auth.key_cache import KeyCache
+from services.gateway.auth.models import ApiKey
+from services.gateway.db import make_engine, make_sessionmaker
+from services.gateway.openai_api.usage import UsageRecorder
+
+
+def test_key_cache_expires_and_forgets() -> None:
+    cache = KeyCache(ttl_s=0.2)
+    key_id = uuid.uuid4()
+    principal = Principal(uuid.uuid4(), "integrator", "api_key", key_id)
+    cache.put("h1", principal)
+    assert cache.get("h1") == principal and cache.get("other") is None
+    cache.forget(key_id)
+    assert cache.get("h1") is None
+    cache.put("h1", principal)
+    time.sleep(0.25)
+    assert cache.get("h1") is None
+    off = KeyCache(ttl_s=0)
+    off.put("h1", principal)
+    assert off.get("h1") is None
+
+
+@pytest.mark.asyncio
+async def test_usage_is_batched_and_never_lost(database_url: str) -> None:
+    engine = make_engine(database_url)
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as db:
+        row, _ = await service.create_api_key(db=db, name="batch", role="integrator")
+        await db.commit()
+    recorder = UsageRecorder(sessionmaker, flush_s=3600)  # flushed by hand below
+    for _ in range(5):
+        await recorder.add(row.id, 10, 3)
+
+    async def counters() -> tuple[int, int, int]:
+        async with sessionmaker() as db:
+            k = (await db.execute(select(ApiKey).where(ApiKey.id == row.id))).scalar_one()
+            return k.requests, k.prompt_tokens, k.completion_tokens
+
+    assert await counters() == (0, 0, 0)  # not written per request
+    await recorder.flush()
+    assert await counters() == (5, 50, 15)  # one write for the batch
+
+    # A flush that cannot reach the database keeps the counts for the next one.
+    await recorder.add(row.id, 1, 1)
+    broken = make_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nothing")
+    recorder.sessionmaker = make_sessionmaker(broken)
+    with pytest.raises(OSError):
+        await recorder.flush()
+    recorder.sessionmaker = sessionmaker
+    await recorder.close()
+    assert await counters() == (6, 51, 16)
+    await broken.dispose()
+    await engine.dispose()
+
+
+def test_no_event_loop_leak() -> None:
+    # UsageRecorder.start() needs a running loop; with flush_s=0 it starts nothing.
+    recorder = UsageRecorder(None, flush_s=0)
+    recorder.start()
+    assert recorder._task is None
+    asyncio.run(recorder.close())
