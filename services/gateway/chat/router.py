@@ -177,7 +177,7 @@ async def _stream(a: Answering) -> AsyncIterator[bytes]:
         )
         try:
             async for text in a.texts():
-                yield _sse("delta", {"text": text})
+                yield b'event: delta\ndata: {"text":' + orjson.dumps(text) + b"}\n\n"
         finally:
             message = await a.save()
         if a.outcome.error is None:

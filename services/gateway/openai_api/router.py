@@ -177,11 +177,14 @@ async def _chunks(
 ) -> AsyncIterator[bytes]:
     completion = 0
     yield _chunk(meta, {"role": "assistant", "content": ""})
+    # Per token only the text is serialized; the rest of the chunk is fixed bytes (the
+    # relay's CPU per token is what limits concurrent streams).
+    head, tail = _chunk(meta, {"content": "\x00"}).split(b'"\\u0000"')
     try:
         async for event in _chain(first, events):
             if isinstance(event, Token):
                 completion += 1
-                yield _chunk(meta, {"content": event.text})
+                yield head + orjson.dumps(event.text) + tail
             else:
                 completion = event.completion_tokens or completion
                 yield _chunk(meta, {}, event.reason)
