@@ -37,6 +37,16 @@ def _unauthorized(message: str) -> ApiError:
 
 
 async def current_principal(request: Request, db: Db) -> Principal:
+    try:
+        return await _identify(request, db)
+    finally:
+        # End the read transaction now: FastAPI closes this request's session only after
+        # the response, and a streamed answer would hold the connection (idle in
+        # transaction) for its whole length. Nothing loaded here outlives this function.
+        await db.rollback()
+
+
+async def _identify(request: Request, db: Db) -> Principal:
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")

@@ -90,8 +90,8 @@ async def _guest_of(request: Request, db: Db) -> User | None:
     found = await service.login_by_token(db=db, token=token) if token else None
     if found is None or not found[1].is_guest:
         return None
-    await current_principal(request, db)  # a claim is a write: it needs the CSRF token
-    return found[1]
+    principal = await current_principal(request, db)  # a claim is a write: CSRF applies
+    return await db.get(User, principal.user_id)  # fresh: the check ended the transaction
 
 
 @router.post("/login")
