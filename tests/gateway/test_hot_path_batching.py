@@ -73,3 +73,30 @@ def test_no_event_loop_leak() -> None:
     recorder.start()
     assert recorder._task is None
     asyncio.run(recorder.close())
+
+
+@pytest.mark.asyncio
+async def test_concurrent_misses_share_one_lookup() -> None:
+    cache = KeyCache(ttl_s=60)
+    principal = Principal(uuid.uuid4(), "integrator", "api_key", uuid.uuid4())
+    calls = 0
+
+    async def lookup() -> Principal | None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return principal
+
+    results = await asyncio.gather(*(cache.lookup_once("h", lookup) for _ in range(20)))
+    assert calls == 1 and all(r == principal for r in results)
+    assert cache.get("h") == principal
+
+    async def failing() -> Principal | None:
+        await asyncio.sleep(0.01)
+        raise OSError("database down")
+
+    outcomes = await asyncio.gather(
+        *(cache.lookup_once("x", failing) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, OSError) for o in outcomes)
+    assert cache.get("x") is None

@@ -56,11 +56,14 @@ async def _identify(request: Request, db: Db) -> Principal:
         key_hash = service.sha256(token.strip())
         if (cached := cache.get(key_hash)) is not None:
             return cached
-        key = await service.key_by_token(db=db, token=token.strip())
-        if key is None:
+
+        async def lookup() -> Principal | None:
+            key = await service.key_by_token(db=db, token=token.strip())
+            return None if key is None else Principal(key.user_id, key.role, "api_key", key.id)
+
+        principal = await cache.lookup_once(key_hash, lookup)
+        if principal is None:
             raise _unauthorized("this API key is unknown or revoked")
-        principal = Principal(key.user_id, key.role, "api_key", key.id)
-        cache.put(key_hash, principal)
         return principal
     cookie = request.cookies.get(request.app.state.settings.cookie_name)
     found = await service.login_by_token(db=db, token=cookie) if cookie else None

@@ -5,9 +5,11 @@ reaches the others within `ttl_s`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,6 +22,30 @@ class KeyCache:
     def __init__(self, ttl_s: float):
         self.ttl_s = ttl_s
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._in_flight: dict[str, asyncio.Future[Principal | None]] = {}
+
+    async def lookup_once(
+        self, key_hash: str, lookup: Callable[[], Awaitable[Principal | None]]
+    ) -> Principal | None:
+        """Run `lookup` for a key not in memory; concurrent requests with the same key wait
+        for that one lookup instead of each taking a database connection (a burst of new
+        streams would otherwise queue on the pool)."""
+        if (pending := self._in_flight.get(key_hash)) is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
+        self._in_flight[key_hash] = future
+        try:
+            principal = await lookup()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # consumed here if nobody else was waiting
+            raise
+        finally:
+            del self._in_flight[key_hash]
+        future.set_result(principal)
+        if principal is not None:
+            self.put(key_hash, principal)
+        return principal
 
     def get(self, key_hash: str) -> Principal | None:
         entry = self._entries.get(key_hash)
