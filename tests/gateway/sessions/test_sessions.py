@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from tests.gateway.conftest import Patient
 
@@ -78,3 +78,21 @@ def test_nul_characters_are_a_clear_422(new_guest: Callable[[], Patient]) -> Non
     sid = p.post("/api/sessions", json={}).json()["id"]
     r = p.post(f"/api/sessions/{sid}/messages", json={"content": "x\u0000", "stream": False})
     assert r.status_code == 422 and r.json()["error"]["param"] == "content"
+
+
+def test_oversized_chunked_body_is_413(new_guest: Callable[[], Patient]) -> None:
+    # No Content-Length: the limit is enforced while the body arrives.
+    p = new_guest()
+
+    def body() -> Iterator[bytes]:
+        yield b'{"title": "'
+        for _ in range(100):
+            yield b"x" * 1024
+        yield b'"}'
+
+    r = p.client.post(
+        "/api/sessions",
+        content=body(),
+        headers={"content-type": "application/json", "X-CSRF-Token": p.csrf},
+    )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
