@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from tests.support.engine_emulator import EmulatorHandle, run_emulator
-from tests.support.servers import serve, temporary_database
+from tests.support.servers import PrivateRedis, private_redis, serve, temporary_database
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 REPLY = ["您好", "，", "建议", "多", "休息", "。"]
@@ -104,3 +105,13 @@ def new_guest(gateway_url: str) -> Iterator[Callable[[], Patient]]:
     yield make
     for c in clients:
         c.close()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[PrivateRedis]:
+    """A Redis this test may stop and start (skipped where redis-server is missing)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: cannot take a private Redis down and up")
+    with private_redis() as server:
+        server.start()
+        yield server

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 import httpx
 import pytest
 import pytest_asyncio
-import redis as sync_redis
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
@@ -29,7 +26,7 @@ from services.gateway.ratelimit import (
     limit_key,
     rate_limited,
 )
-from tests.support.servers import free_port
+from tests.support.servers import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 LOGGER = "services.gateway.ratelimit"
@@ -182,47 +179,11 @@ async def test_fails_open_when_redis_is_unreachable(caplog: pytest.LogCaptureFix
     assert str(user_id) not in warnings[0].getMessage()  # no user ids in logs
 
 
-@pytest.fixture
-def redis_server() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
-    """A private redis-server (port, processes) the test may kill and restart."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not on PATH: cannot take a private Redis down and up")
-    port = free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-    yield port, procs
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-
-
-def start_redis(port: int, procs: list[subprocess.Popen[bytes]]) -> None:
-    # No persistence: a restarted server comes back empty, like a Redis that lost its data.
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(
-        ["redis-server", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    procs.append(proc)
-    client = sync_redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except sync_redis.RedisError:
-            assert proc.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
-            time.sleep(0.05)
-    client.close()
-
-
 @pytest.mark.asyncio
 async def test_recovers_when_redis_is_back(
-    redis_server: tuple[int, list[subprocess.Popen[bytes]]], caplog: pytest.LogCaptureFixture
+    own_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port, procs = redis_server
-    start_redis(port, procs)
+    port = own_redis.port
     client = Redis(port=port, socket_connect_timeout=0.2, socket_timeout=0.5)
     limiter = RateLimiter(client, timeout_s=0.5, probe_every_s=0.1)
     try:
@@ -232,13 +193,12 @@ async def test_recovers_when_redis_is_back(
             False,
         ]
 
-        procs[-1].kill()
-        procs[-1].wait()
+        own_redis.stop()
         with caplog.at_level(logging.INFO, logger=LOGGER):
             down = [await limiter.check("user:a", 2, 60) for _ in range(3)]
             assert down == [Decision(True, 2, 2, 0)] * 3  # fail open: chat keeps working
 
-            start_redis(port, procs)
+            own_redis.start()
             deadline = time.monotonic() + 10
             while (decision := await limiter.check("user:a", 2, 60)).remaining == 2:
                 assert time.monotonic() < deadline, "limiting did not resume within 10 s"

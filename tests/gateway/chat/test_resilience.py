@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,60 +16,7 @@ from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from tests.gateway.conftest import REPLY, Patient
 from tests.support.engine_emulator import EmulatorHandle
-from tests.support.servers import free_port, serve
-
-
-class OwnRedis:
-    """A redis-server of this test's own, so it can be stopped and started again."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    r = OwnRedis()
-    r.start()
-    yield r
-    r.stop()
+from tests.support.servers import PrivateRedis, serve
 
 
 def guest(url: str) -> Patient:
@@ -91,7 +34,7 @@ def last_prompt(engine: EmulatorHandle) -> str:
 
 
 def test_chat_survives_redis_outage_and_ignores_stale_cache(
-    gateway_settings: GatewaySettings, engine: EmulatorHandle, own_redis: OwnRedis
+    gateway_settings: GatewaySettings, engine: EmulatorHandle, own_redis: PrivateRedis
 ) -> None:
     settings = gateway_settings.model_copy(update={"redis_url": own_redis.url})
     with serve(create_app(settings)) as url:
