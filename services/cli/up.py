@@ -15,6 +15,8 @@ import click
 import httpx
 from rich.console import Console
 
+from services.gateway.config import GatewaySettings
+
 from .local_stack import DEFAULT_DATA_DIR, database_url, redis_url
 
 out = Console(stderr=True, highlight=False)
@@ -129,7 +131,7 @@ def up(
             "MEDCHAT_REDIS_URL": redis,
             "MEDCHAT_ENGINE_URL": engine_url,
             "MEDCHAT_ENGINE_PROTOCOL": protocol,
-            "MEDCHAT_ENGINE_MODEL": model or os.environ.get("MEDCHAT_ENGINE_MODEL", "disc-medllm"),
+            "MEDCHAT_ENGINE_MODEL": model or GatewaySettings().engine_model,
             "MEDCHAT_TOKENIZER_PATH": str(tokenizer),
             "MEDCHAT_PROFILE": profile,
         }

@@ -6,17 +6,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-secret-key"}
 
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDCHAT_", env_file=".env", extra="ignore")
 
     environment: Literal["dev", "test", "production"] = "dev"
-    secret_key: SecretStr = SecretStr("dev-secret-key")
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medchat"
     redis_url: str = "redis://127.0.0.1:6379/0"
 
@@ -60,12 +56,6 @@ class GatewaySettings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
-
-    @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> GatewaySettings:
-        if self.is_production and self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
-            raise ValueError("MEDCHAT_SECRET_KEY must be set to a real secret in production")
-        return self
 
 
 @lru_cache
