@@ -232,11 +232,25 @@ class TGIClient(EngineClient):
             raise EngineProtocolError(f"/info lacks {exc}") from exc
 
     async def tokenize(self, text: str) -> list[int] | None:
-        body = await self._json("POST", "/tokenize", {"inputs": text})
+        try:
+            body = await self._json("POST", "/tokenize", {"inputs": text})
+        except EngineProtocolError:
+            # TGI has /tokenize only with a fast tokenizer; Baichuan ships none.
+            return await self.prefill_ids(text)
         try:
             return [int(t["id"]) for t in body]
         except (KeyError, TypeError, ValueError) as exc:
             raise EngineProtocolError("/tokenize answered an unexpected shape") from exc
+
+    async def prefill_ids(self, text: str) -> list[int]:
+        """The ids the model actually saw for a prompt: a one-token generation with
+        `decoder_input_details` lists them (any BOS the router adds included)."""
+        parameters = {"max_new_tokens": 1, "details": True, "decoder_input_details": True}
+        body = await self._json("POST", "/generate", {"inputs": text, "parameters": parameters})
+        try:
+            return [int(t["id"]) for t in body["details"]["prefill"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EngineProtocolError("/generate lacks details.prefill") from exc
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:
         parameters: dict[str, Any] = {

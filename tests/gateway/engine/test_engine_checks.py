@@ -124,3 +124,25 @@ def test_wrong_engine_model_name_is_explained(
         sid = p.post("/api/sessions", json={}).json()["id"]
         r = p.post(f"/api/sessions/{sid}/messages", json={"content": "头痛", "stream": False})
         assert r.status_code >= 500 and "MEDCHAT_ENGINE_MODEL" in r.text
+
+
+def test_prefill_ids_match_tokenize(engine: EmulatorHandle, sp_dir: Path) -> None:
+    # Where TGI has no /tokenize (no fast tokenizer, as with Baichuan) the check falls back to
+    # the prompt ids a one-token generation reports; both must agree with the format module.
+    import asyncio
+
+    from services.core.chatformat import chat_format, load_tokenizer
+    from services.gateway.engine.canary import CANARY
+    from services.gateway.engine.client import TGIClient
+
+    prompt = chat_format(load_tokenizer(sp_dir)).render_prompt(CANARY, 10_000)
+
+    async def both() -> tuple[list[int] | None, list[int]]:
+        client = TGIClient(engine.url)
+        try:
+            return await client.tokenize(prompt.text), await client.prefill_ids(prompt.text)
+        finally:
+            await client.close()
+
+    tokenized, prefilled = asyncio.run(both())
+    assert tokenized == prefilled == prompt.input_ids
