@@ -31,7 +31,8 @@ from .limits import BodySizeLimit
 from .observability import Metrics, RequestContext
 from .openai_api.router import router as openai_router
 from .openai_api.usage import UsageRecorder
-from .ratelimit import RateLimiter, RateLimitHeadersMiddleware
+from .ratelimit import RateLimiter
+from .ratelimit import response_headers as ratelimit_headers
 from .sessions.router import router as sessions_router
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every answer
+    # Outermost: sees every answer; the only middleware that wraps outgoing chunks.
+    app.add_middleware(RequestContext, metrics=metrics, add_headers=ratelimit_headers)
     app.include_router(auth_router)
     app.include_router(admin_router)
     app.include_router(sessions_router)

@@ -10,6 +10,7 @@ import contextvars
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -85,13 +86,19 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+HeaderHook = Callable[[Scope, set[bytes]], list[tuple[bytes, bytes]]]
+
+
 class RequestContext:
     """Pure ASGI: a request id (taken from X-Request-ID or made), echoed in the response,
-    bound to every log line; one access log line and one latency sample per request."""
+    bound to every log line; one access log line and one latency sample per request.
+    `add_headers` contributes response headers decided during the request (rate limits):
+    the one `send` wrapper of the stack serves them all."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics):
+    def __init__(self, app: ASGIApp, metrics: Metrics, add_headers: HeaderHook | None = None):
         self.app = app
         self.metrics = metrics
+        self.add_headers = add_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +114,10 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                headers = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                if self.add_headers is not None:
+                    headers += self.add_headers(scope, {name.lower() for name, _ in headers})
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from .auth.dependencies import CurrentPrincipal, Principal
 from .errors import ApiError
@@ -157,35 +157,16 @@ def rate_limited(
     return dependency
 
 
-class RateLimitHeadersMiddleware:
-    """Adds the headers `rate_limited` left on request.state to the response. Pure ASGI, so
-    streaming responses get them too (they go out with the first message, before the body)."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # request.state is a view on scope["state"], shared with the route.
-                extra: dict[str, str] = scope.get("state", {}).get("ratelimit_headers", {})
-                if extra:
-                    present = {name.lower() for name, _ in message.get("headers", [])}
-                    message["headers"] = [
-                        *message.get("headers", []),
-                        *(
-                            (name.lower().encode(), value.encode())
-                            for name, value in extra.items()
-                            if name.lower().encode() not in present
-                        ),
-                    ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def response_headers(scope: Scope, present: set[bytes]) -> list[tuple[bytes, bytes]]:
+    """The headers `rate_limited` left on request.state (a view on scope["state"]), for the
+    response start — streamed answers included. Added by RequestContext's one hook on the
+    response start, so no middleware of its own wraps every outgoing chunk."""
+    extra: dict[str, str] = scope.get("state", {}).get("ratelimit_headers", {})
+    return [
+        (name.lower().encode(), value.encode())
+        for name, value in extra.items()
+        if name.lower().encode() not in present
+    ]
 
 
 def chat_limit(principal: Principal, request: Request) -> tuple[int, int]:

@@ -18,13 +18,14 @@ from redis.asyncio import Redis
 
 from services.gateway.auth.dependencies import Principal, current_principal
 from services.gateway.errors import install_error_handlers
+from services.gateway.observability import Metrics, RequestContext
 from services.gateway.ratelimit import (
     Decision,
     RateLimiter,
-    RateLimitHeadersMiddleware,
     headers,
     limit_key,
     rate_limited,
+    response_headers,
 )
 from tests.support.servers import PrivateRedis
 
@@ -227,7 +228,7 @@ ChatPrincipal = Annotated[Principal, Depends(rate_limited(limits))]
 def make_app(limiter: RateLimiter, who: list[Principal]) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
-    app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(RequestContext, metrics=Metrics(), add_headers=response_headers)
     app.state.ratelimiter = limiter
     app.dependency_overrides[current_principal] = lambda: who[0]
 
