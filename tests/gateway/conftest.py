@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,17 @@ class Patient:
 
     def get(self, path: str, **kw: object) -> httpx.Response:
         return self.client.get(path, **kw)  # type: ignore[arg-type]
+
+    def stream_answer(
+        self, session_id: str, content: str
+    ) -> AbstractContextManager[httpx.Response]:
+        """POST a question and keep the SSE response open for reading."""
+        return self.client.stream(
+            "POST",
+            f"/api/sessions/{session_id}/messages",
+            json={"content": content, "stream": True},
+            headers={"X-CSRF-Token": self.csrf},
+        )
 
 
 @pytest.fixture

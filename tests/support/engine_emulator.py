@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from aiohttp.typedefs import Handler
 from jsonschema import Draft202012Validator
 
 from services.core.chatformat import Tokenizer, load_tokenizer
+from tests.support.servers import free_port, stop_process
 from tests.support.tokenizers import SHARED
 
 log = logging.getLogger("engine_emulator")
@@ -944,12 +944,6 @@ class EmulatorHandle:
         return result
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _output(log_file: IO[bytes]) -> str:
     log_file.seek(0)
     return log_file.read().decode("utf-8", "replace")
@@ -987,7 +981,7 @@ def run_emulator(
     startup_timeout: float = 20.0,
 ) -> Iterator[EmulatorHandle]:
     """Run the emulator as its own process on a free port, healthy before it is yielded."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -1015,12 +1009,7 @@ def run_emulator(
             _wait_healthy(process, url, log_file, startup_timeout)
             yield EmulatorHandle(url, process)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout=5)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Terminate a server process; kill it if it does not leave in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 async def _admin(sql: str) -> None:
     conn = await asyncpg.connect(PG_ADMIN_DSN)
     try:
@@ -112,7 +122,7 @@ class PrivateRedis:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.kill()
+            self.proc.kill()  # abrupt on purpose: an outage, not a shutdown
             self.proc.wait(10)
             self.proc = None
 

@@ -80,12 +80,7 @@ def test_multi_turn_prompt_is_the_format_modules_rendering(
 def test_streamed_answer(new_guest: Callable[[], Patient], engine: EmulatorHandle) -> None:
     p = new_guest()
     sid = p.post("/api/sessions", json={}).json()["id"]
-    with p.client.stream(
-        "POST",
-        f"/api/sessions/{sid}/messages",
-        json={"content": "发烧38度", "stream": True},
-        headers={"X-CSRF-Token": p.csrf},
-    ) as r:
+    with p.stream_answer(sid, "发烧38度") as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         events = list(sse_events(r))
@@ -143,12 +138,7 @@ def test_failure_mid_stream_is_reported_and_recorded(
     p = new_guest()
     sid = p.post("/api/sessions", json={}).json()["id"]
     engine.control(mode="generation_error")
-    with p.client.stream(
-        "POST",
-        f"/api/sessions/{sid}/messages",
-        json={"content": "头晕"},
-        headers={"X-CSRF-Token": p.csrf},
-    ) as r:
+    with p.stream_answer(sid, "头晕") as r:
         events = list(sse_events(r))
     assert events[-1][0] == "error"
     assert events[-1][1]["message"]["status"] == "failed"
@@ -162,12 +152,7 @@ def test_explicit_stop_keeps_the_partial_answer(
     p = new_guest()
     sid = p.post("/api/sessions", json={}).json()["id"]
     engine.control(token_delay=0.3, reply_tokens=["一", "二", "三", "四", "五", "六", "七"])
-    with p.client.stream(
-        "POST",
-        f"/api/sessions/{sid}/messages",
-        json={"content": "讲讲"},
-        headers={"X-CSRF-Token": p.csrf},
-    ) as r:
+    with p.stream_answer(sid, "讲讲") as r:
         events: list[tuple[str, Any]] = []
         for event in sse_events(r):
             events.append(event)
@@ -186,12 +171,7 @@ def test_client_disconnect_stops_upstream_and_stores_partial(
     p = new_guest()
     sid = p.post("/api/sessions", json={}).json()["id"]
     engine.control(token_delay=0.3, reply_tokens=["一", "二", "三", "四", "五", "六"])
-    with p.client.stream(
-        "POST",
-        f"/api/sessions/{sid}/messages",
-        json={"content": "讲讲"},
-        headers={"X-CSRF-Token": p.csrf},
-    ) as r:
+    with p.stream_answer(sid, "讲讲") as r:
         for event, _ in sse_events(r):
             if event == "delta":
                 break  # leaving the block closes the connection

@@ -25,7 +25,7 @@ from services.gateway.config import GatewaySettings
 from tests.gateway.auth.test_auth import make_key
 from tests.gateway.chat.test_chat import sse_events
 from tests.gateway.conftest import Patient
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, serve, stop_process
 from tests.support.tiny_model import build_tiny_marker_model
 
 # Without the serve extra there is no engine to run: a machine without torch skips this module.
@@ -100,12 +100,7 @@ def transformers_serve(
         model_id = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
         yield Served(url, model_id, model_dir)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
