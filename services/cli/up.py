@@ -42,6 +42,25 @@ def _wait(url: str, what: str, proc: subprocess.Popen[bytes], timeout_s: float) 
     raise click.ClickException(f"{what} did not answer {url} within {timeout_s:.0f} s")
 
 
+def _wait_worker(redis_url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Until the Celery worker answers a control ping through the broker."""
+    from celery import Celery
+
+    from services.worker.celery_app import broker_url
+
+    probe = Celery(broker=broker_url(redis_url))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise click.ClickException(f"the worker exited with status {proc.returncode}")
+            if probe.control.ping(timeout=0.5):
+                return
+    finally:
+        probe.close()
+    raise click.ClickException(f"the worker did not answer a ping within {timeout_s:.0f} s")
+
+
 @click.command()
 @click.option(
     "--model", help="Model directory to serve with `transformers serve` (needs the 'serve' extra)."
@@ -134,6 +153,8 @@ def up(
             "MEDCHAT_ENGINE_MODEL": model or GatewaySettings().engine_model,
             "MEDCHAT_TOKENIZER_PATH": str(tokenizer),
             "MEDCHAT_PROFILE": profile,
+            "MEDCHAT_FILES_DIR": str(data_dir / "files"),
+            "MEDCHAT_MODELS_DIR": str(data_dir / "models"),
         }
         gateway = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
@@ -141,15 +162,25 @@ def up(
             stdin=subprocess.DEVNULL,
         )
         children.append(gateway)
+        worker = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "services.worker.celery_app", "worker"),
+                *("--concurrency", "1", "--loglevel", "INFO", "--hostname", f"medchat-{port}@%h"),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        children.append(worker)
         base = f"http://127.0.0.1:{port}"
         _wait(f"{base}/healthz", "the gateway", gateway, 60)
+        _wait_worker(redis, worker, 60)
         out.print(
             f"[bold green]DISC-MedChat is up[/bold green]\n"
             f"gateway   {base}   (API docs {base}/docs, readiness {base}/readyz)\n"
             f"engine    {engine_url} ({protocol})\n"
+            f"worker    celery (fine-tunes), broker {redis}\n"
             f"chat      medchat chat --url {base}\n"
-            "[dim]The fine-tune worker joins with the fine-tune jobs issue."
-            " Ctrl-C stops everything.[/dim]"
+            "[dim]Ctrl-C stops everything.[/dim]"
         )
         while all(c.poll() is None for c in children):
             time.sleep(0.5)

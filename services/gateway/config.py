@@ -1,4 +1,4 @@
-"""Gateway settings: the only place that reads the environment (prefix MEDCHAT_)."""
+"""Gateway settings (prefix MEDCHAT_), on top of the platform's shared ones."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from services.core.settings import PlatformSettings
 
 
-class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDCHAT_", env_file=".env", extra="ignore")
-
-    environment: Literal["dev", "test", "production"] = "dev"
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medchat"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-
+class GatewaySettings(PlatformSettings):
     # The inference engine.
     engine_url: str = "http://127.0.0.1:8080"
     engine_protocol: Literal["tgi", "openai"] = "tgi"
@@ -52,10 +46,6 @@ class GatewaySettings(BaseSettings):
     usage_flush_s: float = 2.0  # how often per-key usage is written (0: on every request)
     rate_limit_patient_per_minute: int = 20  # per user, browser logins (web chat)
     rate_limit_key_per_minute: int = 600  # per API key (OpenAI-compatible API)
-
-    @property
-    def is_production(self) -> bool:
-        return self.environment == "production"
 
 
 @lru_cache

@@ -83,6 +83,9 @@ def test_up_chat_and_stop(tmp_path: Path, engine: EmulatorHandle, sp_dir: Path) 
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=60)[0].decode()
     assert "DISC-MedChat is up" in output and "stopping" in output
+    assert "worker    celery" in output  # up waits for the worker's ping before saying so
+    leftover = subprocess.run(["pgrep", "-f", f"medchat-{port}@"], capture_output=True)
+    assert leftover.returncode == 1, "the Celery worker outlived medchat up"
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{base}/healthz", timeout=2)
     # Data persists in the data dir.

@@ -1,0 +1,25 @@
+"""Settings every service shares (prefix MEDCHAT_): where the databases and the stores are.
+Each service extends this with its own class; nothing else reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlatformSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDCHAT_", env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medchat"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Uploaded files (fine-tune datasets) and the model registry (published fine-tunes);
+    # the gateway and the worker must see the same directories (a shared volume).
+    files_dir: Path = Path("var/medchat/files")
+    models_dir: Path = Path("var/medchat/models")
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
