@@ -88,14 +88,13 @@ async def chat_completions(
     generation = runtime.engine.generate(prompt.text, params)
     events = aiter(generation)
     try:
-        first: Token | Finish | None = await anext(events)
-    except StopAsyncIteration:
-        first = None
+        first, notice = await generation.first_event_while(
+            lambda: detect_emergency(turns[-1].content)
+        )
     except EngineError as exc:
         metrics.engine_errors.labels(exc.code).inc()
         raise ApiError(exc.status, exc.code, str(exc), headers=_retry_headers(exc)) from exc
     metrics.ttft.labels("openai").observe(time.perf_counter() - started)
-    notice = detect_emergency(turns[-1].content)
     meta = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "created": int(time.time()),
