@@ -27,6 +27,8 @@ from .context_cache import ContextCache
 from .db import make_engine, make_sessionmaker
 from .engine.client import EngineClient, make_client
 from .errors import Json, install_error_handlers
+from .files.router import router as files_router
+from .files.storage import FileStore
 from .limits import BodySizeLimit
 from .observability import Metrics, RequestContext
 from .openai_api.router import router as openai_router
@@ -111,7 +113,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     metrics = Metrics()
     app.state.metrics = metrics
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.state.files = FileStore(settings.files_dir)
+    # Uploads stream to disk and count their own bytes against max_file_bytes.
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, own_limit=frozenset({"/v1/files"})
+    )
     # Outermost: sees every answer; the only middleware that wraps outgoing chunks.
     app.add_middleware(RequestContext, metrics=metrics, add_headers=ratelimit_headers)
     app.include_router(auth_router)
@@ -119,6 +125,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(sessions_router)
     app.include_router(chat_router)
     app.include_router(openai_router)
+    app.include_router(files_router)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def prometheus() -> Response:

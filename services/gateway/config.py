@@ -38,6 +38,7 @@ class GatewaySettings(PlatformSettings):
     cookie_name: str = "medchat_session"
     login_ttl_s: int = 30 * 24 * 3600
     max_body_bytes: int = 1 << 20
+    max_file_bytes: int = 1 << 30  # an uploaded dataset (POST /v1/files)
     max_message_chars: int = 20_000
     max_sessions_per_user: int = 1000
     session_lock_wait_s: float = 30.0

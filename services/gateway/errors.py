@@ -30,6 +30,7 @@ class ApiError(Exception):
         message: str,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
     ):
         super().__init__(message)
         self.status = status
@@ -37,6 +38,7 @@ class ApiError(Exception):
         self.message = message
         self.param = param
         self.headers = headers or {}
+        self.details = details  # e.g. every problem of an uploaded file, by line
 
 
 class NotFound(ApiError):
@@ -44,14 +46,23 @@ class NotFound(ApiError):
         super().__init__(404, "not_found", f"{what} not found")
 
 
-def error_body(code: str, message: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "param": param, "type": code}}
+def error_body(
+    code: str, message: str, param: str | None = None, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "param": param, "type": code}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Json:
-        return Json(error_body(exc.code, exc.message, exc.param), exc.status, headers=exc.headers)
+        return Json(
+            error_body(exc.code, exc.message, exc.param, exc.details),
+            exc.status,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Json:

@@ -9,12 +9,16 @@ from .errors import error_body
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    """`own_limit`: paths whose route streams the body and enforces a limit of its own (file
+    uploads)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, own_limit: frozenset[str] = frozenset()):
         self.app = app
         self.max_bytes = max_bytes
+        self.own_limit = own_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.own_limit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])

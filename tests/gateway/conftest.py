@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -12,11 +13,14 @@ import httpx
 import pytest
 
 from services.gateway.app import create_app
+from services.gateway.auth import service as auth_service
 from services.gateway.config import GatewaySettings
+from services.gateway.db import make_engine, make_sessionmaker
 from tests.support.engine_emulator import EmulatorHandle, run_emulator
 from tests.support.servers import PrivateRedis, private_redis, serve, temporary_database
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
+MAX_FILE_BYTES = 2 << 20
 REPLY = ["您好", "，", "建议", "多", "休息", "。"]
 ENGINE_DEFAULTS = {"reply_tokens": REPLY, "first_token_delay": 0.0, "token_delay": 0.005}
 
@@ -42,7 +46,12 @@ def _engine_defaults(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def gateway_settings(database_url: str, sp_dir: Path, engine: EmulatorHandle) -> GatewaySettings:
+def gateway_settings(
+    database_url: str,
+    sp_dir: Path,
+    engine: EmulatorHandle,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> GatewaySettings:
     return GatewaySettings(
         environment="test",
         database_url=database_url,
@@ -54,6 +63,9 @@ def gateway_settings(database_url: str, sp_dir: Path, engine: EmulatorHandle) ->
         tokenizer_path=sp_dir,
         max_new_tokens=256,
         max_body_bytes=64 * 1024,
+        max_file_bytes=MAX_FILE_BYTES,
+        files_dir=tmp_path_factory.mktemp("files"),
+        models_dir=tmp_path_factory.mktemp("models"),
         max_sessions_per_user=5,
         session_lock_wait_s=10.0,
         # Limits are tested on their own (test_rate_limits); elsewhere they stay out of the way.
@@ -127,3 +139,25 @@ def own_redis() -> Iterator[PrivateRedis]:
     with private_redis() as server:
         server.start()
         yield server
+
+
+def make_key(database_url: str, role: str) -> str:
+    """A new API key of `role`, created as `medchat apikey create` does."""
+
+    async def create() -> str:
+        engine = make_engine(database_url)
+        async with make_sessionmaker(engine)() as db:
+            _, key = await auth_service.create_api_key(db=db, name=f"test-{role}", role=role)
+            await db.commit()
+        await engine.dispose()
+        return key
+
+    return asyncio.run(create())
+
+
+@pytest.fixture
+def admin(gateway_url: str, database_url: str) -> Iterator[httpx.Client]:
+    """An admin's API client."""
+    headers = {"Authorization": f"Bearer {make_key(database_url, 'admin')}"}
+    with httpx.Client(base_url=gateway_url, headers=headers, timeout=60) as client:
+        yield client

@@ -398,14 +398,63 @@ def validate_stream(
             v.line(number, raw)
             if progress is not None and number % 1024 == 0:
                 progress(report.bytes_read)
-        v.flush()
-    if report.bytes_read == 0:
-        v.problem(0, Issue("empty_file", "the file is empty; upload one JSON object per line"))
     if progress is not None:
         progress(report.bytes_read)
+    return _finish(v, started)
+
+
+def _finish(v: _Validator, started: float) -> ValidationReport:
+    v.flush()
+    report = v.report
+    if report.bytes_read == 0:
+        v.problem(0, Issue("empty_file", "the file is empty; upload one JSON object per line"))
     report.problems.sort(key=lambda p: p.line)  # batched too_long checks arrive late
     report.seconds = time.perf_counter() - started
     return report
+
+
+class ChunkValidator:
+    """Validates JSONL that arrives in chunks of any size (an upload), line by line as
+    `validate_stream` does; memory stays that of the longest line."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        chat_format: ChatFormat | None = None,
+        max_seq_length: int | None = None,
+        max_details: int = 1000,
+        batch_rows: int = 256,
+    ):
+        self._started = time.perf_counter()
+        tokenizer = chat_format.tokenizer.name if chat_format else None
+        report = ValidationReport(name, max_seq_length, tokenizer)
+        self._v = _Validator(report, chat_format, max_details, batch_rows)
+        self._tail = bytearray()  # the line still arriving
+        self._number = 0
+
+    @property
+    def report(self) -> ValidationReport:
+        return self._v.report
+
+    def feed(self, chunk: bytes) -> None:
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            self._tail += chunk
+            return
+        self._tail += chunk[: last + 1]
+        lines = bytes(self._tail).split(b"\n")[:-1]  # as file iteration splits: on \n only
+        self._tail = bytearray(chunk[last + 1 :])
+        for raw in lines:
+            self._number += 1
+            self._v.line(self._number, raw + b"\n")
+
+    def finish(self) -> ValidationReport:
+        if self._tail:
+            self._number += 1
+            self._v.line(self._number, bytes(self._tail))
+            self._tail.clear()
+        return _finish(self._v, self._started)
 
 
 def validate_file(path: str | Path, **kwargs: Any) -> ValidationReport:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.core.chatformat import chat_format, load_tokenizer
-from services.core.chatformat.validate import Distribution, validate_file
+from services.core.chatformat.validate import ChunkValidator, Distribution, validate_file
 
 from ...support.tokenizers import SFT_EXAMPLES
 
@@ -30,38 +33,40 @@ def problems(report: Any) -> list[tuple[int, str]]:
     return [(p.line, p.code) for p in report.problems]
 
 
+FAULTY_ROWS = [
+    line(GOOD),  # 1
+    b'{"conversation": [{"role": "user", "content": "x"}\n',  # 2 invalid_json
+    line({"foo": []}),  # 3 missing_messages
+    line({"messages": [{"role": "nurse", "content": "x"}]}),  # 4 unrecognized_role
+    line(
+        {
+            "messages": [
+                {"role": "user", "content": "a"},
+                {"role": "user", "content": "b"},
+                {"role": "assistant", "content": "c"},
+            ]
+        }
+    ),  # 5 consecutive_roles
+    line(
+        {"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "c"}]}
+    ),  # 6 empty_content
+    line({"messages": [{"role": "user", "content": "a"}]}),  # 7 no_assistant_turn
+    line(
+        {
+            "messages": [
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b", "weight": 0.5},
+            ]
+        }
+    ),  # 8
+    b'{"messages": "\xff\xfe"}\n',  # 9 not_utf8
+    line(GOOD),  # 10
+]
+
+
 def test_known_faults_on_known_lines(tmp_path: Path) -> None:
-    rows = [
-        line(GOOD),  # 1
-        b'{"conversation": [{"role": "user", "content": "x"}\n',  # 2 invalid_json
-        line({"foo": []}),  # 3 missing_messages
-        line({"messages": [{"role": "nurse", "content": "x"}]}),  # 4 unrecognized_role
-        line(
-            {
-                "messages": [
-                    {"role": "user", "content": "a"},
-                    {"role": "user", "content": "b"},
-                    {"role": "assistant", "content": "c"},
-                ]
-            }
-        ),  # 5 consecutive_roles
-        line(
-            {"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "c"}]}
-        ),  # 6 empty_content
-        line({"messages": [{"role": "user", "content": "a"}]}),  # 7 no_assistant_turn
-        line(
-            {
-                "messages": [
-                    {"role": "user", "content": "a"},
-                    {"role": "assistant", "content": "b", "weight": 0.5},
-                ]
-            }
-        ),  # 8
-        b'{"messages": "\xff\xfe"}\n',  # 9 not_utf8
-        line(GOOD),  # 10
-    ]
     path = tmp_path / "faults.jsonl"
-    path.write_bytes(b"".join(rows))
+    path.write_bytes(b"".join(FAULTY_ROWS))
     report = validate_file(path)
     assert problems(report) == [
         (2, "invalid_json"),
@@ -196,3 +201,26 @@ def test_parallel_validation_gives_the_same_report(
     assert parallel == serial
     assert serial["counts_by_code"]["invalid_json"] == 1 and serial["tokens"]["truncated_rows"] > 0
     assert [p["line"] for p in serial["problems"] if p["code"] == "invalid_json"] == [164]
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12))
+def test_chunked_validation_equals_file_validation(tmp_path_factory: Any, cuts: list[int]) -> None:
+    """An upload validated as it arrives, cut anywhere (inside a line, a UTF-8 character or a
+    CRLF), reports exactly what validating the stored file reports."""
+    data = b"\xef\xbb\xbf" + b"".join(FAULTY_ROWS) + b"\r\n" + line(GOOD).rstrip(b"\n")
+    path = tmp_path_factory.mktemp("chunks") / "upload.jsonl"
+    path.write_bytes(data)
+    validator = ChunkValidator(str(path))
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    for a, b in itertools.pairwise(bounds):
+        validator.feed(data[a:b])
+    chunked = validator.finish().to_dict()
+    whole = validate_file(path).to_dict()
+    chunked.pop("seconds"), whole.pop("seconds")
+    assert chunked == whole
+    assert chunked["errors"] == 9
+
+
+def test_chunked_validation_of_nothing_is_an_empty_file() -> None:
+    assert problems(ChunkValidator("x").finish()) == [(0, "empty_file")]

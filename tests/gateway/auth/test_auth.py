@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 
 import httpx
 
-from services.gateway.auth import service
-from services.gateway.db import make_engine, make_sessionmaker
-from tests.gateway.conftest import Patient
-
-
-def make_key(database_url: str, role: str) -> str:
-    async def create() -> str:
-        engine = make_engine(database_url)
-        async with make_sessionmaker(engine)() as db:
-            _, key = await service.create_api_key(db=db, name=f"test-{role}", role=role)
-            await db.commit()
-        await engine.dispose()
-        return key
-
-    return asyncio.run(create())
+from tests.gateway.conftest import Patient, make_key
 
 
 def test_guest_cookie_is_httponly_and_csrf_readable(gateway_url: str) -> None:

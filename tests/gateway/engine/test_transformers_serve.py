@@ -22,9 +22,8 @@ from transformers import AutoTokenizer
 from services.core.chatformat import ChatFormat, Prompt, Turn, chat_format, load_tokenizer
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from tests.gateway.auth.test_auth import make_key
 from tests.gateway.chat.test_chat import sse_events
-from tests.gateway.conftest import Patient
+from tests.gateway.conftest import Patient, make_key
 from tests.support.servers import free_port, serve, stop_process
 from tests.support.tiny_model import build_tiny_marker_model
 

@@ -13,8 +13,7 @@ from sqlalchemy import select
 from services.core.chatformat import Turn, chat_format, load_tokenizer
 from services.gateway.auth.models import ApiKey
 from services.gateway.db import make_engine, make_sessionmaker
-from tests.gateway.auth.test_auth import make_key
-from tests.gateway.conftest import REPLY
+from tests.gateway.conftest import REPLY, make_key
 from tests.support.engine_emulator import EmulatorHandle
 
 

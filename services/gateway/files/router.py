@@ -1,0 +1,152 @@
+"""OpenAI's Files API for fine-tune datasets (admins only): upload, list, retrieve, delete,
+content."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+
+from services.gateway.auth.dependencies import AdminPrincipal
+from services.gateway.db import Db
+from services.gateway.errors import ApiError, NotFound
+
+from . import service
+from .schemas import FileDeleted, FileList, FileObject
+from .storage import FileStore, new_file_id
+from .upload import receive_upload
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+PURPOSES = ("fine-tune",)
+MAX_DETAILS = 100  # problems listed in an upload's error body (all are counted)
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "purpose"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "purpose": {"type": "string", "enum": list(PURPOSES)},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _store(request: Request) -> FileStore:
+    store: FileStore = request.app.state.files
+    return store
+
+
+@router.post("", response_model=FileObject, openapi_extra=_UPLOAD_BODY)
+async def upload_file(request: Request, db: Db, principal: AdminPrincipal) -> FileObject:
+    """Upload a JSONL dataset (multipart: `file`, `purpose=fine-tune`). It is streamed to the
+    store and checked line by line as it arrives; a file with errors is refused with every
+    problem's line number, and nothing is kept."""
+    store = _store(request)
+    partial = store.partial()
+    try:
+        upload = await receive_upload(request, partial, request.app.state.settings.max_file_bytes)
+        purpose = upload.fields.get("purpose", "")
+        if purpose not in PURPOSES:
+            raise ApiError(
+                400,
+                "invalid_purpose",
+                f"purpose must be one of {', '.join(PURPOSES)} (got {purpose!r})",
+                "purpose",
+            )
+        report = upload.report
+        assert report is not None
+        if upload.size == 0 or report.rows == 0:
+            raise ApiError(
+                400, "empty_file", "the file has no rows: upload one JSON object per line", "file"
+            )
+        if not report.ok:
+            problems = [p.to_dict() for p in report.problems if p.severity == "error"]
+            first = problems[0]
+            raise ApiError(
+                400,
+                "invalid_file",
+                f"{report.errors} error(s) in the file; the first, line {first['line']}:"
+                f" {first['message']} ({first['code']})",
+                "file",
+                details=problems[:MAX_DETAILS],
+            )
+        file_id = new_file_id()
+        stored = await service.add_file(
+            db=db,
+            file_id=file_id,
+            owner_id=principal.user_id,
+            purpose=purpose,
+            filename=upload.filename,
+            size=upload.size,
+            sha256=upload.sha256,
+            rows=report.rows,
+        )
+        store.commit(partial, file_id)
+        try:
+            await db.commit()
+        except BaseException:
+            store.delete(file_id)
+            raise
+        return FileObject.of(stored)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@router.get("", response_model=FileList)
+async def list_files(
+    db: Db,
+    _: AdminPrincipal,
+    purpose: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    after: str | None = None,
+    order: Literal["asc", "desc"] = "desc",
+) -> FileList:
+    page = await service.list_files(
+        db=db, purpose=purpose, limit=limit + 1, after=after, newest_first=order == "desc"
+    )
+    data = [FileObject.of(f) for f in page[:limit]]
+    return FileList(
+        data=data,
+        has_more=len(page) > limit,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+    )
+
+
+@router.get("/{file_id}", response_model=FileObject)
+async def retrieve_file(file_id: str, db: Db, _: AdminPrincipal) -> FileObject:
+    f = await service.get_file(db=db, file_id=file_id)
+    if f is None:
+        raise NotFound("file")
+    return FileObject.of(f)
+
+
+@router.delete("/{file_id}", response_model=FileDeleted)
+async def delete_file(file_id: str, request: Request, db: Db, _: AdminPrincipal) -> FileDeleted:
+    f = await service.get_file(db=db, file_id=file_id)
+    if f is None:
+        raise NotFound("file")
+    await db.delete(f)
+    await db.commit()
+    _store(request).delete(file_id)
+    return FileDeleted(id=file_id)
+
+
+@router.get("/{file_id}/content", response_class=FileResponse)
+async def file_content(file_id: str, request: Request, db: Db, _: AdminPrincipal) -> FileResponse:
+    f = await service.get_file(db=db, file_id=file_id)
+    if f is None:
+        raise NotFound("file")
+    return FileResponse(
+        _store(request).path(f.id), media_type="application/jsonl", filename=f.filename
+    )

@@ -1,0 +1,48 @@
+"""OpenAI's file object, so `client.files.create/retrieve/list/delete` work unchanged."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from .models import StoredFile
+
+
+class FileObject(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: Literal["processed"] = "processed"  # stored only once complete and valid
+    status_details: str | None = None
+    sha256: str
+    rows: int
+
+    @classmethod
+    def of(cls, f: StoredFile) -> FileObject:
+        return cls(
+            id=f.id,
+            bytes=f.bytes,
+            created_at=int(f.created_at.timestamp()),
+            filename=f.filename,
+            purpose=f.purpose,
+            sha256=f.sha256,
+            rows=f.rows,
+        )
+
+
+class FileList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FileObject]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class FileDeleted(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool = True

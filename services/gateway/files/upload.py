@@ -1,0 +1,177 @@
+"""A multipart upload streamed to disk: the body is never held in memory, every byte is
+hashed and validated as JSONL as it arrives, and the size limit stops the upload at once."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio.to_thread
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from services.core.chatformat.validate import ChunkValidator, ValidationReport
+from services.gateway.errors import ApiError
+
+MAX_FIELD_BYTES = 1024  # purpose and other small form fields
+WRITE_BYTES = 1 << 20  # file data is handed to the disk thread in slices this large
+
+
+def _bad(code: str, message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, code, message, param)
+
+
+class _Sink:
+    """Writes the file part to disk, hashing and validating it (runs in a worker thread)."""
+
+    def __init__(self, target: Path, max_bytes: int, name: str):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.validator = ChunkValidator(name)
+        self._file: BinaryIO = target.open("wb")
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise ApiError(
+                413,
+                "file_too_large",
+                f"the file is larger than the limit of {self.max_bytes} bytes",
+                "file",
+            )
+        self._file.write(data)
+        self.sha256.update(data)
+        self.validator.feed(data)
+
+    def finish(self) -> ValidationReport:
+        self._file.close()
+        return self.validator.finish()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class Upload:
+    partial: Path
+    filename: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    size: int = 0
+    sha256: str = ""
+    report: ValidationReport | None = None
+
+
+class _Parts:
+    """Multipart callbacks: form fields into `fields`, the part named `file` into a buffer."""
+
+    def __init__(self, upload: Upload, open_sink: Callable[[], _Sink]):
+        self.upload = upload
+        self.open_sink = open_sink
+        self.sink: _Sink | None = None
+        self.buffer = bytearray()  # file data not yet handed to the sink
+        self._headers: dict[bytes, bytes] = {}
+        self._field = b""
+        self._value = b""
+        self._name: str | None = None
+        self._in_file = False
+        self._text = bytearray()
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
+
+    def on_part_begin(self) -> None:
+        self._headers, self._field, self._value = {}, b"", b""
+        self._text.clear()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._field.lower()] = self._value
+        self._field, self._value = b"", b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        self._name = name
+        self._in_file = name == "file"
+        if not self._in_file:
+            return
+        if self.sink is not None:
+            raise _bad("invalid_request", "send one file per upload", "file")
+        shown = (filename or b"").decode("utf-8", "replace").replace("\\", "/").split("/")[-1]
+        if not shown.lower().endswith(".jsonl"):
+            raise _bad(
+                "invalid_file_format",
+                f"{shown or 'the file'!r} is not a .jsonl file: upload one JSON object per line"
+                " with the extension .jsonl",
+                "file",
+            )
+        self.upload.filename = shown[:255]
+        self.sink = self.open_sink()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            self.buffer += data[start:end]
+            return
+        self._text += data[start:end]
+        if len(self._text) > MAX_FIELD_BYTES:
+            raise _bad("invalid_request", f"form field {self._name!r} is too long", self._name)
+
+    def on_part_end(self) -> None:
+        if not self._in_file and self._name:
+            self.upload.fields[self._name] = self._text.decode("utf-8", "replace").strip()
+        self._in_file = False
+
+
+async def receive_upload(request: Request, partial: Path, max_bytes: int) -> Upload:
+    """Parse a multipart/form-data body into `partial` (the caller removes it on error)."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise _bad(
+            "invalid_request", "send the file as multipart/form-data (fields: file, purpose)"
+        )
+    declared = request.headers.get("content-length", "")
+    # Multipart headers and the other fields add a little; a body far beyond the limit is
+    # refused before a byte of it is read.
+    if declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+        raise ApiError(
+            413, "file_too_large", f"the file is larger than the limit of {max_bytes} bytes", "file"
+        )
+    upload = Upload(partial)
+    parts = _Parts(upload, lambda: _Sink(partial, max_bytes, upload.filename))
+    parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if parts.sink is not None and len(parts.buffer) >= WRITE_BYTES:
+                data, parts.buffer = bytes(parts.buffer), bytearray()
+                await anyio.to_thread.run_sync(parts.sink.write, data)
+        parser.finalize()
+        if parts.sink is None:
+            raise _bad("invalid_request", "the form has no 'file' part", "file")
+        sink = parts.sink
+        await anyio.to_thread.run_sync(sink.write, bytes(parts.buffer))
+        upload.report = await anyio.to_thread.run_sync(sink.finish)
+    finally:
+        if parts.sink is not None:
+            parts.sink.close()
+    upload.size, upload.sha256 = sink.size, sink.sha256.hexdigest()
+    return upload
