@@ -46,7 +46,7 @@ def _wait_worker(redis_url: str, proc: subprocess.Popen[bytes], timeout_s: float
     """Until the Celery worker answers a control ping through the broker."""
     from celery import Celery
 
-    from services.worker.celery_app import broker_url
+    from services.worker.queue import broker_url
 
     probe = Celery(broker=broker_url(redis_url))
     deadline = time.monotonic() + timeout_s
@@ -165,7 +165,8 @@ def up(
         worker = subprocess.Popen(
             [
                 *(sys.executable, "-m", "celery", "-A", "services.worker.celery_app", "worker"),
-                *("--concurrency", "1", "--loglevel", "INFO", "--hostname", f"medchat-{port}@%h"),
+                *("-Q", "validate,train", "--pool", "solo", "--loglevel", "INFO"),
+                *("--hostname", f"medchat-{port}@%h"),
             ],
             env=env,
             stdin=subprocess.DEVNULL,

@@ -15,10 +15,18 @@ class PlatformSettings(BaseSettings):
     environment: Literal["dev", "test", "production"] = "dev"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medchat"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = None  # the Celery broker; default: redis_url
     # Uploaded files (fine-tune datasets) and the model registry (published fine-tunes);
     # the gateway and the worker must see the same directories (a shared volume).
     files_dir: Path = Path("var/medchat/files")
     models_dir: Path = Path("var/medchat/models")
+    # The conversation format of the served model, and of base models whose registry entry
+    # does not name one.
+    profile: str = "disc-medllm"
+
+    @property
+    def celery_broker(self) -> str:
+        return self.broker_url or self.redis_url
 
     @property
     def is_production(self) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from services.core.chatformat import ChatFormat, chat_format, get_profile, load_tokenizer
 from services.core.safety import default_rules
+from services.worker.queue import create_celery
 
 from .auth.key_cache import KeyCache
 from .auth.router import admin_router
@@ -29,6 +30,7 @@ from .engine.client import EngineClient, make_client
 from .errors import Json, install_error_handlers
 from .files.router import router as files_router
 from .files.storage import FileStore
+from .finetune.router import router as finetune_router
 from .limits import BodySizeLimit
 from .observability import Metrics, RequestContext
 from .openai_api.router import router as openai_router
@@ -114,6 +116,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.files = FileStore(settings.files_dir)
+    app.state.celery = create_celery(settings.celery_broker)  # sends fine-tune tasks by name
     # Uploads stream to disk and count their own bytes against max_file_bytes.
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, own_limit=frozenset({"/v1/files"})
@@ -126,6 +129,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(chat_router)
     app.include_router(openai_router)
     app.include_router(files_router)
+    app.include_router(finetune_router)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def prometheus() -> Response:

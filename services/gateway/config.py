@@ -30,7 +30,6 @@ class GatewaySettings(PlatformSettings):
 
     # The conversation format.
     tokenizer_path: Path | None = None
-    profile: str = "disc-medllm"
     max_new_tokens: int = 1024
 
     # Sessions, context and limits.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -20,6 +21,15 @@ from tests.support.engine_emulator import EmulatorHandle, run_emulator
 from tests.support.servers import PrivateRedis, private_redis, serve, temporary_database
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def broker_url() -> str:
+    """The Celery broker of this test process: a Redis database of its own per xdist worker,
+    so parallel test processes never take each other's fine-tune tasks."""
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    return f"redis://127.0.0.1:6379/{13 - index % 4}"
+
+
 MAX_FILE_BYTES = 2 << 20
 REPLY = ["您好", "，", "建议", "多", "休息", "。"]
 ENGINE_DEFAULTS = {"reply_tokens": REPLY, "first_token_delay": 0.0, "token_delay": 0.005}
@@ -56,6 +66,7 @@ def gateway_settings(
         environment="test",
         database_url=database_url,
         redis_url=REDIS_URL,
+        broker_url=broker_url(),
         engine_url=engine.url,
         engine_protocol="tgi",
         engine_first_token_timeout_s=2.0,

@@ -30,7 +30,9 @@ def jsonl(*rows: Any) -> bytes:
 
 def stored_names(settings: GatewaySettings) -> set[str]:
     """Everything in the file store, partial uploads included."""
-    return {str(p.relative_to(settings.files_dir)) for p in settings.files_dir.rglob("*.*")}
+    return {
+        str(p.relative_to(settings.files_dir)) for p in settings.files_dir.rglob("*") if p.is_file()
+    }
 
 
 def upload(

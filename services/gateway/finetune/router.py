@@ -1,0 +1,230 @@
+"""OpenAI's fine-tuning API (admins only): create, list, retrieve, events (pages or a live
+SSE stream), checkpoints, cancel. The work is done by the Celery worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.core.registry import base_model_dir
+from services.gateway.auth.dependencies import AdminPrincipal
+from services.gateway.db import Db
+from services.gateway.errors import ApiError, NotFound
+from services.gateway.files.service import get_file
+from services.worker.queue import VALIDATE_TASK
+
+from . import service
+from .models import FINAL, FineTuneCheckpoint, FineTuneJob
+from .schemas import (
+    CheckpointList,
+    CheckpointObject,
+    EventList,
+    EventObject,
+    JobCreate,
+    JobList,
+    JobObject,
+)
+
+router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
+
+
+async def _job(db: Db, job_id: str) -> FineTuneJob:
+    job = await service.get_job(db=db, job_id=job_id)
+    if job is None:
+        raise NotFound("fine-tuning job")
+    return job
+
+
+@router.post("", response_model=JobObject)
+async def create_job(
+    body: JobCreate, request: Request, db: Db, principal: AdminPrincipal
+) -> JobObject:
+    settings = request.app.state.settings
+    problem = body.resolved_hyperparameters().check()
+    if problem:
+        raise ApiError(400, "invalid_hyperparameters", problem, "hyperparameters")
+    if base_model_dir(settings.models_dir, body.model) is None:
+        raise ApiError(
+            400,
+            "model_not_found",
+            f"no trainable model {body.model!r} in the model registry: put the base model's"
+            " directory there, or name a merged fine-tune",
+            "model",
+        )
+    for param, file_id in (
+        ("training_file", body.training_file),
+        ("validation_file", body.validation_file),
+    ):
+        if file_id is None:
+            continue
+        f = await get_file(db=db, file_id=file_id)
+        if f is None or f.purpose != "fine-tune":
+            raise ApiError(
+                400,
+                "file_not_found",
+                f"{param} {file_id!r} is not an uploaded fine-tune file",
+                param,
+            )
+    seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
+    job = await service.create_job(db=db, body=body, created_by=principal.user_id, seed=seed)
+    await db.commit()
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: request.app.state.celery.send_task(VALIDATE_TASK, args=[job.id])
+        )
+    except Exception as exc:  # the broker is down: say so, and leave no job waiting forever
+        await service.finish(
+            db=db,
+            job=job,
+            status="failed",
+            message="The job could not be queued",
+            error={"code": "queue_unavailable", "message": str(exc), "param": None},
+        )
+        await db.commit()
+        raise ApiError(
+            503,
+            "queue_unavailable",
+            "the job queue is unreachable; retry",
+            headers={"Retry-After": "10"},
+        ) from exc
+    return JobObject.of(job)
+
+
+@router.get("", response_model=JobList)
+async def list_jobs(
+    db: Db,
+    _: AdminPrincipal,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: str | None = None,
+) -> JobList:
+    await service.reap_dead_jobs(db=db)
+    await db.commit()
+    page = await service.list_jobs(db=db, limit=limit + 1, after=after)
+    return JobList(data=[JobObject.of(j) for j in page[:limit]], has_more=len(page) > limit)
+
+
+@router.get("/{job_id}", response_model=JobObject)
+async def retrieve_job(job_id: str, db: Db, _: AdminPrincipal) -> JobObject:
+    await service.reap_dead_jobs(db=db)
+    await db.commit()
+    return JobObject.of(await _job(db, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobObject)
+async def cancel_job(job_id: str, db: Db, _: AdminPrincipal) -> JobObject:
+    job = await _job(db, job_id)
+    if job.status in FINAL:
+        raise ApiError(400, "job_not_active", f"the job has already {job.status}", "job_id")
+    await service.request_cancel(db=db, job=job)
+    await db.commit()
+    return JobObject.of(job)
+
+
+def _event_id(cursor: str | None, param: str) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        return int(cursor.removeprefix("ftevent-"))
+    except ValueError:
+        raise ApiError(
+            400, "invalid_request", f"{param} must be an event id (ftevent-N)", param
+        ) from None
+
+
+@router.get(
+    "/{job_id}/events",
+    response_model=EventList,
+    responses={200: {"description": "JSON, or SSE with stream=true"}},
+)
+async def list_events(
+    job_id: str,
+    request: Request,
+    db: Db,
+    _: AdminPrincipal,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    after: str | None = None,
+    stream: bool = False,
+) -> EventList | StreamingResponse:
+    """Events newest first (`after`: continue from an event id). `stream=true`: every event
+    from the oldest (or after `after`) as server-sent events, live until the job ends."""
+    await _job(db, job_id)
+    cursor = _event_id(after, "after")
+    if stream:
+        await db.rollback()  # the stream opens its own short sessions
+        return StreamingResponse(
+            _live_events(request, job_id, cursor or 0),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    page = await service.list_events(db=db, job_id=job_id, limit=limit + 1, before_id=cursor)
+    return EventList(data=[EventObject.of(e) for e in page[:limit]], has_more=len(page) > limit)
+
+
+async def _live_events(request: Request, job_id: str, after_id: int) -> AsyncIterator[bytes]:
+    sessionmaker = request.app.state.sessionmaker
+    redis: Redis = request.app.state.redis
+    pubsub = redis.pubsub()
+    subscribed = False
+    with contextlib.suppress(RedisError):
+        await pubsub.subscribe(service.progress_channel(job_id))
+        subscribed = True
+    try:
+        while True:
+            async with sessionmaker() as db:
+                events = await service.events_after(db=db, job_id=job_id, after_id=after_id)
+                job = await service.get_job(db=db, job_id=job_id)
+            for e in events:
+                after_id = e.id
+                yield (
+                    b"event: event\ndata: " + orjson.dumps(EventObject.of(e).model_dump()) + b"\n\n"
+                )
+            if job is None or (job.status in FINAL and not events):
+                status = job.status if job else "deleted"
+                yield b"event: end\ndata: " + orjson.dumps({"status": status}) + b"\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            # Woken by the worker's publish, or every second without Redis.
+            try:
+                if not subscribed:
+                    raise RedisError("not subscribed")
+                await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except RedisError:
+                await asyncio.sleep(1.0)
+    finally:
+        with contextlib.suppress(RedisError):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+@router.get("/{job_id}/checkpoints", response_model=CheckpointList)
+async def list_checkpoints(
+    job_id: str,
+    db: Db,
+    _: AdminPrincipal,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    after: str | None = None,
+) -> CheckpointList:
+    await _job(db, job_id)
+    before = None
+    if after is not None:
+        try:
+            cursor = await db.get(FineTuneCheckpoint, int(after.removeprefix("ftckpt-")))
+        except ValueError:
+            raise ApiError(
+                400, "invalid_request", "after must be a checkpoint id", "after"
+            ) from None
+        before = cursor.step if cursor else None
+    page = await service.list_checkpoints(db=db, job_id=job_id, limit=limit + 1, before_step=before)
+    return CheckpointList(
+        data=[CheckpointObject.of(c) for c in page[:limit]], has_more=len(page) > limit
+    )

@@ -1,0 +1,189 @@
+"""Fine-tuning jobs in Postgres, shared by the gateway (requests) and the worker (progress).
+Functions take `*, db` and leave committing to the caller."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from services.core.db import utcnow
+
+from .models import ACTIVE, FineTuneCheckpoint, FineTuneEvent, FineTuneJob
+from .schemas import JobCreate
+
+
+def new_job_id() -> str:
+    return f"ftjob-{secrets.token_hex(12)}"
+
+
+def progress_channel(job_id: str) -> str:
+    """Redis channel the worker publishes to when a job has new events (a wake-up only: the
+    events themselves are read from Postgres)."""
+    return f"medchat:ft:{job_id}"
+
+
+def lock_key(job_id: str) -> int:
+    """The job's Postgres advisory-lock key: whoever runs the job holds it, on a connection
+    that dies with its process, so a free lock on a running job means its runner is gone."""
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:8], "big", signed=True)
+
+
+async def add_event(
+    *,
+    db: AsyncSession,
+    job_id: str,
+    message: str,
+    level: str = "info",
+    type: str = "message",
+    data: dict[str, Any] | None = None,
+) -> FineTuneEvent:
+    event = FineTuneEvent(job_id=job_id, message=message, level=level, type=type, data=data)
+    db.add(event)
+    await db.flush()
+    return event
+
+
+async def create_job(
+    *, db: AsyncSession, body: JobCreate, created_by: uuid.UUID, seed: int
+) -> FineTuneJob:
+    lora = body.lora_options()
+    job = FineTuneJob(
+        id=new_job_id(),
+        created_by=created_by,
+        model=body.model,
+        training_file=body.training_file,
+        validation_file=body.validation_file,
+        suffix=body.suffix,
+        seed=seed,
+        hyperparameters=body.resolved_hyperparameters().model_dump(),
+        max_seq_length=body.max_seq_length,
+        lora=lora.model_dump() if lora else None,
+        status="validating_files",
+    )
+    db.add(job)
+    await db.flush()
+    await add_event(db=db, job_id=job.id, message=f"Created fine-tuning job: {job.id}")
+    return job
+
+
+async def get_job(*, db: AsyncSession, job_id: str) -> FineTuneJob | None:
+    return await db.get(FineTuneJob, job_id)
+
+
+async def list_jobs(*, db: AsyncSession, limit: int, after: str | None) -> list[FineTuneJob]:
+    q = select(FineTuneJob).order_by(FineTuneJob.created_at.desc(), FineTuneJob.id.desc())
+    if after and (cursor := await db.get(FineTuneJob, after)) is not None:
+        q = q.where(
+            (FineTuneJob.created_at < cursor.created_at)
+            | ((FineTuneJob.created_at == cursor.created_at) & (FineTuneJob.id < cursor.id))
+        )
+    return list((await db.scalars(q.limit(limit))).all())
+
+
+async def list_events(
+    *, db: AsyncSession, job_id: str, limit: int, before_id: int | None
+) -> list[FineTuneEvent]:
+    """Newest first, as OpenAI lists them; `before_id` continues a listing."""
+    q = select(FineTuneEvent).where(FineTuneEvent.job_id == job_id)
+    if before_id is not None:
+        q = q.where(FineTuneEvent.id < before_id)
+    return list((await db.scalars(q.order_by(FineTuneEvent.id.desc()).limit(limit))).all())
+
+
+async def events_after(*, db: AsyncSession, job_id: str, after_id: int) -> list[FineTuneEvent]:
+    """Oldest first: what a live view has not seen yet."""
+    q = (
+        select(FineTuneEvent)
+        .where(FineTuneEvent.job_id == job_id, FineTuneEvent.id > after_id)
+        .order_by(FineTuneEvent.id)
+        .limit(1000)
+    )
+    return list((await db.scalars(q)).all())
+
+
+async def list_checkpoints(
+    *, db: AsyncSession, job_id: str, limit: int, before_step: int | None
+) -> list[FineTuneCheckpoint]:
+    q = select(FineTuneCheckpoint).where(FineTuneCheckpoint.job_id == job_id)
+    if before_step is not None:
+        q = q.where(FineTuneCheckpoint.step < before_step)
+    return list((await db.scalars(q.order_by(FineTuneCheckpoint.step.desc()).limit(limit))).all())
+
+
+async def finish(
+    *,
+    db: AsyncSession,
+    job: FineTuneJob,
+    status: str,
+    message: str,
+    error: dict[str, Any] | None = None,
+) -> None:
+    """Move a job to a final state, with the event that says why."""
+    job.status = status
+    job.error = error
+    job.finished_at = utcnow()
+    await add_event(
+        db=db, job_id=job.id, message=message, level="error" if status == "failed" else "info"
+    )
+
+
+async def request_cancel(*, db: AsyncSession, job: FineTuneJob) -> None:
+    """A job not yet running is cancelled at once; a running one is stopped by its worker,
+    which polls this flag."""
+    job.cancel_requested = True
+    if job.status in ("validating_files", "queued"):
+        await finish(db=db, job=job, status="cancelled", message="The job was cancelled")
+    else:
+        await add_event(db=db, job_id=job.id, message="Cancellation requested")
+
+
+async def runner_alive(conn: AsyncConnection, job_id: str) -> bool:
+    """Whether some process holds the job's lock (tried, and let go at once if we got it)."""
+    key = lock_key(job_id)
+    got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar()
+    if got:
+        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    return not got
+
+
+async def reap_dead_jobs(*, db: AsyncSession) -> list[str]:
+    """Fail running jobs whose runner died (killed worker, lost host): never `running` forever."""
+    running = (
+        await db.scalars(select(FineTuneJob.id).where(FineTuneJob.status == "running"))
+    ).all()
+    if not running:
+        return []
+    conn = await db.connection()
+    dead = [job_id for job_id in running if not await runner_alive(conn, job_id)]
+    for job_id in dead:
+        changed = await db.execute(
+            update(FineTuneJob)
+            .where(FineTuneJob.id == job_id, FineTuneJob.status == "running")
+            .values(
+                status="failed",
+                finished_at=utcnow(),
+                error={
+                    "code": "worker_lost",
+                    "message": "the worker running this job stopped (killed or its host lost);"
+                    " create the job again to retry",
+                    "param": None,
+                },
+            )
+        )
+        if changed.rowcount:  # type: ignore[attr-defined]
+            await add_event(
+                db=db,
+                job_id=job_id,
+                level="error",
+                message="The worker running this job stopped; the job failed",
+            )
+    return dead
+
+
+def is_active(job: FineTuneJob) -> bool:
+    return job.status in ACTIVE

@@ -1,0 +1,41 @@
+"""Queues and task names, and the Celery app both sides build: the gateway sends tasks by name
+with it (importing nothing of the worker's), the worker runs them."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+
+def broker_url(redis_url: str) -> str:
+    """kombu spells a Unix-socket Redis `redis+socket:///path` where redis-py says `unix://`."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url.removeprefix("unix://")
+    return redis_url
+
+
+# Validation is CPU work any worker can do; training needs the GPU worker. medchat up runs one
+# worker on both queues.
+VALIDATE_QUEUE = "validate"
+TRAIN_QUEUE = "train"
+VALIDATE_TASK = "medchat.validate_job"
+TRAIN_TASK = "medchat.train_job"
+
+
+def create_celery(broker: str, visibility_timeout_s: int = 7 * 24 * 3600) -> Celery:
+    """The Celery app; the gateway makes one too, to send tasks by name."""
+    app = Celery("medchat", broker=broker_url(broker))
+    app.conf.update(
+        # A task is acknowledged when it ends, so a worker killed mid-job leaves it to be
+        # redelivered (and found dead by the job's lock), not lost.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # queued jobs wait in the broker, in order
+        broker_transport_options={"visibility_timeout": visibility_timeout_s},
+        task_routes={VALIDATE_TASK: {"queue": VALIDATE_QUEUE}, TRAIN_TASK: {"queue": TRAIN_QUEUE}},
+        task_ignore_result=True,  # job state lives in Postgres
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+    )
+    return app

@@ -1,0 +1,51 @@
+"""Celery tasks: thin wrappers that run the async job code. Tasks get job ids, never rows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+from services.gateway.finetune import service
+
+from .config import get_worker_settings
+from .db import sessions, task_engine
+from .queue import TRAIN_TASK, VALIDATE_TASK
+from .training import train_job
+from .validation import validate_job
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name=VALIDATE_TASK)
+def validate(job_id: str) -> None:
+    if asyncio.run(validate_job(job_id, get_worker_settings())):
+        train.delay(job_id)
+
+
+@shared_task(name=TRAIN_TASK)
+def train(job_id: str) -> None:
+    asyncio.run(train_job(job_id, get_worker_settings()))
+
+
+async def _reap() -> list[str]:
+    settings = get_worker_settings()
+    async with task_engine(settings.database_url) as engine, sessions(engine)() as db:
+        dead = await service.reap_dead_jobs(db=db)
+        await db.commit()
+    return dead
+
+
+@worker_ready.connect
+def reap_on_start(**_: Any) -> None:
+    """Jobs left `running` by a worker that died are failed when a worker starts again."""
+    try:
+        dead = asyncio.run(_reap())
+    except Exception:  # the database may not be up yet; the gateway reaps on read too
+        log.exception("could not check for jobs left running")
+        return
+    if dead:
+        log.warning("failed %d job(s) whose worker had died: %s", len(dead), ", ".join(dead))
