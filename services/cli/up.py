@@ -42,6 +42,15 @@ def _wait(url: str, what: str, proc: subprocess.Popen[bytes], timeout_s: float) 
     raise click.ClickException(f"{what} did not answer {url} within {timeout_s:.0f} s")
 
 
+def _register_base(models_dir: Path, model: Path) -> None:
+    """The served model can be fine-tuned: link it into the registry under its name."""
+    link = models_dir / model.resolve().name
+    if not link.exists():
+        models_dir.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(model.resolve(), target_is_directory=True)
+        out.print(f"registered {model} as base model {link.name!r} for fine-tunes")
+
+
 def _wait_worker(redis_url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
     """Until the Celery worker answers a control ping through the broker."""
     from celery import Celery
@@ -144,6 +153,8 @@ def up(
             children.append(engine)
             _wait(f"{engine_url}/v1/models", "transformers serve", engine, 300)
         assert engine_url is not None
+        if model and Path(model).is_dir():
+            _register_base(data_dir / "models", Path(model))
         env = {
             **os.environ,
             "MEDCHAT_DATABASE_URL": db,

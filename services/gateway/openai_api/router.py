@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from services.core.chatformat import PromptTooLong, Turn
+from services.core.registry import list_models as list_models_in
 from services.core.safety import detect_emergency, disclaimer
 from services.gateway.auth.dependencies import CurrentPrincipal, Principal
 from services.gateway.chat.service import ChatRuntime
@@ -38,18 +39,26 @@ def _retry_headers(exc: EngineError) -> dict[str, str]:
 
 @router.get("/models")
 async def list_models(request: Request, _: CurrentPrincipal) -> dict[str, Any]:
+    """The served model first, then the fine-tunes published to the registry."""
     runtime: ChatRuntime = request.app.state.chat
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": runtime.settings.engine_model,
-                "object": "model",
-                "created": 0,
-                "owned_by": "disc-medchat",
-            }
-        ],
-    }
+    served = runtime.settings.engine_model
+    data: list[dict[str, Any]] = [
+        {"id": served, "object": "model", "created": 0, "owned_by": "disc-medchat", "serving": True}
+    ]
+    for m in list_models_in(runtime.settings.models_dir):
+        if m.kind != "base" and m.name != served:
+            data.append(
+                {
+                    "id": m.name,
+                    "object": "model",
+                    "created": m.created_at,
+                    "owned_by": "disc-medchat",
+                    "parent": m.base,
+                    "kind": m.kind,
+                    "serving": False,
+                }
+            )
+    return {"object": "list", "data": data}
 
 
 async def _record_usage(
