@@ -19,6 +19,7 @@ VALIDATE_QUEUE = "validate"
 TRAIN_QUEUE = "train"
 VALIDATE_TASK = "medchat.validate_job"
 TRAIN_TASK = "medchat.train_job"
+REPORT_TASK = "medchat.file_report"  # token statistics of an uploaded file, for the console
 
 
 def create_celery(broker: str, visibility_timeout_s: int = 7 * 24 * 3600) -> Celery:
@@ -31,7 +32,11 @@ def create_celery(broker: str, visibility_timeout_s: int = 7 * 24 * 3600) -> Cel
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # queued jobs wait in the broker, in order
         broker_transport_options={"visibility_timeout": visibility_timeout_s},
-        task_routes={VALIDATE_TASK: {"queue": VALIDATE_QUEUE}, TRAIN_TASK: {"queue": TRAIN_QUEUE}},
+        task_routes={
+            VALIDATE_TASK: {"queue": VALIDATE_QUEUE},
+            REPORT_TASK: {"queue": VALIDATE_QUEUE},
+            TRAIN_TASK: {"queue": TRAIN_QUEUE},
+        },
         task_ignore_result=True,  # job state lives in Postgres
         broker_connection_retry_on_startup=True,
         task_serializer="json",

@@ -13,9 +13,9 @@ from services.gateway.finetune import service
 
 from .config import get_worker_settings
 from .db import sessions, task_engine
-from .queue import TRAIN_TASK, VALIDATE_TASK
+from .queue import REPORT_TASK, TRAIN_TASK, VALIDATE_TASK
 from .training import train_job
-from .validation import validate_job
+from .validation import file_report, validate_job
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,11 @@ def validate(job_id: str) -> None:
 @shared_task(name=TRAIN_TASK)
 def train(job_id: str) -> None:
     asyncio.run(train_job(job_id, get_worker_settings()))
+
+
+@shared_task(name=REPORT_TASK)
+def report(file_id: str, tokenizer_path: str, profile: str) -> None:
+    asyncio.run(file_report(file_id, tokenizer_path, profile, get_worker_settings()))
 
 
 async def _reap() -> list[str]:

@@ -9,6 +9,7 @@ import logging
 from services.core.chatformat import FormatError, chat_format, get_profile, load_tokenizer
 from services.core.chatformat.validate import ValidationReport, validate_file
 from services.core.registry import base_model_dir, model_profile
+from services.gateway.files.models import StoredFile
 from services.gateway.files.storage import FileStore
 from services.gateway.finetune import service
 from services.gateway.finetune.models import FineTuneJob
@@ -104,3 +105,18 @@ async def _check(
             return param, message, report
         log.info("job %s: %s validated: %s", job.id, file_id, _summary(report))
     return None
+
+
+async def file_report(
+    file_id: str, tokenizer_path: str, profile: str, settings: WorkerSettings
+) -> None:
+    """Store the token-level report of an uploaded file (for the admin console)."""
+    path = FileStore(settings.files_dir).path(file_id)
+    fmt = chat_format(load_tokenizer(tokenizer_path), get_profile(profile))
+    report = await asyncio.to_thread(validate_file, path, chat_format=fmt)
+    async with task_engine(settings.database_url) as engine, sessions(engine)() as db:
+        stored = await db.get(StoredFile, file_id)
+        if stored is None:
+            return  # deleted meanwhile
+        stored.report = report.to_dict() | {"path": stored.filename}  # never the store's path
+        await db.commit()

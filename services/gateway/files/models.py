@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.core.db import Base, utcnow
@@ -24,3 +26,6 @@ class StoredFile(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+    # The validator's full report with the served model's tokenizer (token statistics,
+    # truncation), written by the worker after the upload; None until then.
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

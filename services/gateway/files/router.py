@@ -3,20 +3,24 @@ content."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, NotFound
+from services.worker.queue import REPORT_TASK
 
 from . import service
 from .schemas import FileDeleted, FileList, FileObject
 from .storage import FileStore, new_file_id
 from .upload import receive_upload
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
 PURPOSES = ("fine-tune",)
@@ -97,9 +101,25 @@ async def upload_file(request: Request, db: Db, principal: AdminPrincipal) -> Fi
         except BaseException:
             store.delete(file_id)
             raise
+        await _request_report(request, file_id)
         return FileObject.of(stored)
     finally:
         partial.unlink(missing_ok=True)
+
+
+async def _request_report(request: Request, file_id: str) -> None:
+    """Ask the worker for the token-level report with the served model's tokenizer. Best
+    effort: the upload stands without it, and the console shows the report as pending."""
+    settings = request.app.state.settings
+    if settings.tokenizer_path is None:
+        return
+    args = [file_id, str(settings.tokenizer_path), settings.profile]
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: request.app.state.celery.send_task(REPORT_TASK, args=args)
+        )
+    except Exception:
+        log.warning("could not queue the report of %s", file_id, exc_info=True)
 
 
 @router.get("", response_model=FileList)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -20,6 +20,7 @@ class FileObject(BaseModel):
     status_details: str | None = None
     sha256: str
     rows: int
+    report: dict[str, Any] | None = None  # token-level validation, once the worker has run
 
     @classmethod
     def of(cls, f: StoredFile) -> FileObject:
@@ -31,6 +32,7 @@ class FileObject(BaseModel):
             purpose=f.purpose,
             sha256=f.sha256,
             rows=f.rows,
+            report=f.report,
         )
 
 

@@ -4,6 +4,7 @@ the base model's tokenizer, statuses, events (pages and live), cancel, roles, th
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.gateway.conftest import Patient, make_key
 from tests.gateway.files.test_files import GOOD_ROW, jsonl, upload
+from tests.support.tokenizers import SFT_EXAMPLES
 
 from .conftest import TERMINAL, Worker, wait_for
 
@@ -176,3 +178,20 @@ def test_openai_sdk_fine_tuning(
     assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
     with pytest.raises(openai.BadRequestError):
         client.fine_tuning.jobs.create(model="nope", training_file=f.id)
+
+
+def test_an_upload_gets_a_token_report_from_the_worker(admin: httpx.Client, worker: Worker) -> None:
+    data = SFT_EXAMPLES.read_bytes()
+    f = upload(admin, data, "sft_examples.jsonl").json()
+    assert f["report"] is None  # computed by the worker, after the upload answered
+    deadline = time.monotonic() + 120
+    while (report := admin.get(f"/v1/files/{f['id']}").json()["report"]) is None:
+        assert time.monotonic() < deadline, worker.tail()
+        time.sleep(0.3)
+    assert report["ok"] and report["rows"] == len(data.splitlines())
+    assert report["path"] == "sft_examples.jsonl"  # the name shown, not where the store keeps it
+    rows = report["tokens"]["row"]
+    assert (
+        rows["count"] == report["valid_rows"] and sum(rows["histogram"]["counts"]) == rows["count"]
+    )
+    assert report["tokens"]["trained_tokens"] > 0
