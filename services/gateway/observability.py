@@ -17,6 +17,8 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.core.privacy import redact
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_log = logging.getLogger("medchat.access")
 
@@ -24,17 +26,22 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; every text in it passes the PHI redactor, so a name or a
+    phone number that slips into a message, an extra or a traceback never reaches the log."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
             "request_id": request_id.get(),
         }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
+        for k, v in record.__dict__.items():
+            if k not in _RESERVED:
+                entry[k] = redact(v) if isinstance(v, str) else v
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
 import httpx
+import orjson
 import pytest
 
 from services.gateway.observability import JsonFormatter
@@ -50,3 +52,26 @@ def test_logs_hold_no_message_text(
     lines = [formatter.format(r) for r in caplog.records]
     assert any('"route":"/api/sessions/{session_id}/messages"' in line for line in lines)
     assert not any(secret in line for line in lines)
+
+
+def test_log_lines_are_redacted() -> None:
+    """PHI that reaches a log call anyway (a message, an extra, a traceback) is redacted."""
+    logger = logging.getLogger("medchat.test")
+    try:
+        raise ValueError("lookup failed for 13812345678")
+    except ValueError:
+        record = logger.makeRecord(
+            "medchat.test",
+            logging.ERROR,
+            __file__,
+            1,
+            "patient %s called",
+            ("我叫王小明",),
+            exc_info=sys.exc_info(),
+            extra={"contact": "jsmith@example.org"},
+        )
+    line = JsonFormatter().format(record)
+    assert "王小明" not in line and "13812345678" not in line and "jsmith@" not in line
+    entry = orjson.loads(line)
+    assert entry["msg"] == "patient 我叫[NAME] called" and entry["contact"] == "[EMAIL]"
+    assert "[PHONE]" in entry["exc"]
