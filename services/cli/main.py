@@ -6,6 +6,7 @@ import click
 
 from .admin import apikey, db
 from .dataset import dev_tokenizer, render, validate
+from .doctor import doctor
 from .finetune import finetune
 from .serve import chat, serve
 from .up import up
@@ -26,3 +27,4 @@ cli.add_command(serve)
 cli.add_command(chat)
 cli.add_command(up)
 cli.add_command(finetune)
+cli.add_command(doctor)
