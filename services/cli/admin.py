@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import json
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -94,10 +97,19 @@ def apikey() -> None:
 @data_dir_option
 def create_key(name: str, role: str, database_url: str | None, data_dir: Path | None) -> None:
     """Create a key and print it once (only its hash is stored)."""
+    from services.gateway.audit.service import record
     from services.gateway.auth.service import create_api_key
 
     async def work(session: AsyncSession) -> str:
-        _, key = await create_api_key(db=session, name=name, role=role)
+        row, key = await create_api_key(db=session, name=name, role=role)
+        record(
+            session,
+            "admin.key_create",
+            via="cli",
+            target_type="api_key",
+            target_id=row.id,
+            details={"role": role, "name": name, "os_user": getpass.getuser()},
+        )
         await session.commit()
         return key
 
@@ -135,13 +147,104 @@ def list_keys(database_url: str | None, data_dir: Path | None) -> None:
 @data_dir_option
 def revoke_key(key_id: uuid.UUID, database_url: str | None, data_dir: Path | None) -> None:
     """Revoke a key by id (see `medchat apikey list`)."""
+    from services.gateway.audit.service import record
     from services.gateway.auth.service import revoke_api_key
 
     async def work(session: AsyncSession) -> bool:
         done = await revoke_api_key(db=session, key_id=key_id)
+        record(
+            session,
+            "admin.key_revoke",
+            via="cli",
+            target_type="api_key",
+            target_id=key_id,
+            details={"os_user": getpass.getuser()},
+        )
         await session.commit()
         return done
 
     if not _run(_url(database_url, data_dir), work):
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked {key_id}")
+
+
+def _since(value: str | None) -> datetime | None:
+    """An ISO date/time, or a span back from now: 30m, 24h, 7d."""
+    if not value:
+        return None
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if value[:-1].isdigit() and value[-1] in units:
+        return datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            "use an ISO date or 30m / 24h / 7d", param_hint="--since"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.command()
+@click.option("--action", help="Action or its prefix: auth, auth.login_failed, content.read, …")
+@click.option("--actor", type=click.UUID, help="Who acted (user id).")
+@click.option("--subject", type=click.UUID, help="Whose data (user id).")
+@click.option("--since", help="ISO date/time, or 30m / 24h / 7d.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@database_option
+@data_dir_option
+def audit(
+    action: str | None,
+    actor: uuid.UUID | None,
+    subject: uuid.UUID | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+    database_url: str | None,
+    data_dir: Path | None,
+) -> None:
+    """The audit log, newest first: who did what to whose data, when, from where."""
+    from services.gateway.audit.models import AuditEvent
+    from services.gateway.audit.service import query
+
+    start = _since(since)
+
+    async def work(session: AsyncSession) -> list[AuditEvent]:
+        return await query(
+            db=session, limit=limit, action=action, actor_id=actor, subject_id=subject, since=start
+        )
+
+    events = _run(_url(database_url, data_dir), work)
+    if as_json:
+        for e in events:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "at": e.at.isoformat(),
+                        "action": e.action,
+                        "actor_id": str(e.actor_id) if e.actor_id else None,
+                        "actor_role": e.actor_role,
+                        "via": e.via,
+                        "target": f"{e.target_type}:{e.target_id}" if e.target_type else None,
+                        "subject_id": str(e.subject_id) if e.subject_id else None,
+                        "ip": e.ip,
+                        "request_id": e.request_id,
+                        "details": e.details,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return
+    table = Table("at", "action", "actor", "target", "subject", "from", "details")
+    for e in events:
+        table.add_row(
+            f"{e.at:%Y-%m-%d %H:%M:%S}",
+            e.action,
+            f"{e.actor_role or ''} {str(e.actor_id)[:8] if e.actor_id else ''} ({e.via})",
+            f"{e.target_type}:{e.target_id}" if e.target_type else "",
+            str(e.subject_id)[:8] if e.subject_id else "",
+            e.ip or "",
+            json.dumps(e.details, ensure_ascii=False) if e.details else "",
+        )
+    Console().print(table)

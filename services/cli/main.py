@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .admin import apikey, db
+from .admin import apikey, audit, db
 from .dataset import dev_tokenizer, render, validate
 from .doctor import doctor
 from .finetune import finetune
@@ -23,6 +23,7 @@ cli.add_command(render)
 cli.add_command(dev_tokenizer)
 cli.add_command(db)
 cli.add_command(apikey)
+cli.add_command(audit)
 cli.add_command(serve)
 cli.add_command(chat)
 cli.add_command(up)

@@ -177,6 +177,8 @@ def up(
             [
                 *(sys.executable, "-m", "celery", "-A", "services.worker.celery_app", "worker"),
                 *("-Q", "validate,train", "--pool", "solo", "--loglevel", "INFO"),
+                # Embedded beat: the periodic retention pass.
+                *("-B", "--schedule", str(data_dir / "celerybeat-schedule")),
                 *("--hostname", f"medchat-{port}@%h"),
             ],
             env=env,

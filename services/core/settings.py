@@ -23,6 +23,13 @@ class PlatformSettings(BaseSettings):
     # The conversation format of the served model, and of base models whose registry entry
     # does not name one.
     profile: str = "disc-medllm"
+    # Retention (None: keep): conversations untouched for this many days are deleted; guests'
+    # conversations (and the guest) this many hours after their last activity; uploaded
+    # files after this many days. Enforced by the worker every retention_interval_s.
+    retention_days: int | None = None
+    guest_retention_hours: int | None = None
+    file_retention_days: int | None = None
+    retention_interval_s: int = 3600
 
     @property
     def celery_broker(self) -> str:

@@ -17,6 +17,8 @@ from services.core.chatformat import ChatFormat, chat_format, get_profile, load_
 from services.core.safety import default_rules
 from services.worker.queue import create_celery
 
+from .access.router import router as access_router
+from .audit.router import router as audit_router
 from .auth.key_cache import KeyCache
 from .auth.router import admin_router
 from .auth.router import router as auth_router
@@ -28,6 +30,7 @@ from .context_cache import ContextCache
 from .db import make_engine, make_sessionmaker
 from .engine.client import EngineClient, make_client
 from .errors import Json, install_error_handlers
+from .feedback.router import router as feedback_router
 from .files.router import router as files_router
 from .files.storage import FileStore
 from .finetune.router import router as finetune_router
@@ -125,6 +128,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(RequestContext, metrics=metrics, add_headers=ratelimit_headers)
     app.include_router(auth_router)
     app.include_router(admin_router)
+    app.include_router(access_router)
+    app.include_router(audit_router)
+    app.include_router(feedback_router)
     app.include_router(sessions_router)
     app.include_router(chat_router)
     app.include_router(openai_router)

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 
-def _key(session_id: uuid.UUID) -> str:
+def context_key(session_id: uuid.UUID) -> str:
     return f"medchat:ctx:{session_id}"
 
 
@@ -28,7 +28,7 @@ class ContextCache:
 
     async def get(self, session_id: uuid.UUID) -> list[dict[str, Any]] | None:
         try:
-            raw = await self.redis.get(_key(session_id))
+            raw = await self.redis.get(context_key(session_id))
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable, reading context from postgres: %s", type(exc).__name__)
             return None
@@ -36,13 +36,13 @@ class ContextCache:
 
     async def put(self, session_id: uuid.UUID, turns: list[dict[str, Any]]) -> None:
         try:
-            await self.redis.set(_key(session_id), orjson.dumps(turns), ex=self.ttl_s)
+            await self.redis.set(context_key(session_id), orjson.dumps(turns), ex=self.ttl_s)
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable, context not cached: %s", type(exc).__name__)
 
     async def drop(self, session_id: uuid.UUID) -> None:
         try:
-            await self.redis.delete(_key(session_id))
+            await self.redis.delete(context_key(session_id))
         except (RedisError, OSError) as exc:
             # The row is gone from Postgres, which every read checks first, so the stale
             # entry is unreachable and expires with its TTL.

@@ -1,7 +1,10 @@
 """Every table the gateway owns, imported once so Alembic sees the whole metadata."""
 
 from services.core.db import Base
+from services.gateway.access.models import AccessGrant
+from services.gateway.audit.models import AuditEvent
 from services.gateway.auth.models import ApiKey, LoginSession, User
+from services.gateway.feedback.models import Feedback
 from services.gateway.files.models import StoredFile
 from services.gateway.finetune.models import FineTuneCheckpoint, FineTuneEvent, FineTuneJob
 from services.gateway.sessions.models import ChatSession, Message
@@ -9,8 +12,11 @@ from services.gateway.sessions.models import ChatSession, Message
 metadata = Base.metadata
 
 __all__ = [
+    "AccessGrant",
     "ApiKey",
+    "AuditEvent",
     "ChatSession",
+    "Feedback",
     "FineTuneCheckpoint",
     "FineTuneEvent",
     "FineTuneJob",

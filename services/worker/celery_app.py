@@ -9,12 +9,16 @@ from __future__ import annotations
 from celery import Celery
 
 from .config import WorkerSettings, get_worker_settings
-from .queue import VALIDATE_QUEUE, create_celery
+from .queue import RETENTION_TASK, VALIDATE_QUEUE, create_celery
 
 
 def _worker_app(settings: WorkerSettings) -> Celery:
     app = create_celery(settings.celery_broker, settings.visibility_timeout_s)
     app.conf.task_default_queue = VALIDATE_QUEUE
+    # Run beat (`celery ... worker -B`, as medchat up does, or `celery ... beat`) for this.
+    app.conf.beat_schedule = {
+        "retention": {"task": RETENTION_TASK, "schedule": float(settings.retention_interval_s)}
+    }
     app.autodiscover_tasks(["services.worker"], related_name="tasks", force=True)
     return app
 

@@ -9,11 +9,13 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
+from services.core.db import utcnow
 from services.gateway.finetune import service
 
 from .config import get_worker_settings
 from .db import sessions, task_engine
-from .queue import REPORT_TASK, TRAIN_TASK, VALIDATE_TASK
+from .queue import REPORT_TASK, RETENTION_TASK, TRAIN_TASK, VALIDATE_TASK
+from .retention import enforce_retention
 from .training import train_job
 from .validation import file_report, validate_job
 
@@ -34,6 +36,11 @@ def train(job_id: str) -> None:
 @shared_task(name=REPORT_TASK)
 def report(file_id: str, tokenizer_path: str, profile: str) -> None:
     asyncio.run(file_report(file_id, tokenizer_path, profile, get_worker_settings()))
+
+
+@shared_task(name=RETENTION_TASK)
+def retention() -> None:
+    asyncio.run(enforce_retention(get_worker_settings(), utcnow()))
 
 
 async def _reap() -> list[str]:

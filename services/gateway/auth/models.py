@@ -24,6 +24,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="patient")
     is_guest: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Consent, given in the UI, to rated conversations becoming (redacted) training data.
+    training_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(Base):

@@ -3,12 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
+from services.gateway.audit import service as audit
 from services.gateway.config import GatewaySettings
 from services.gateway.db import Db
-from services.gateway.errors import ApiError, NotFound
+from services.gateway.errors import ApiError, Json, NotFound
+from services.gateway.sessions.models import ChatSession
+from services.gateway.sessions.router import session_detail
 
 from . import service
 from .dependencies import AdminPrincipal, CurrentPrincipal, current_principal
@@ -62,6 +66,7 @@ async def start_guest(request: Request, response: Response, db: Db) -> LoginOut:
     user = User(role="patient", is_guest=True)
     db.add(user)
     await db.flush()
+    audit.record(db, "auth.guest", request=request, actor_id=user.id, actor_role="patient")
     return await _login(request, response, db, user)
 
 
@@ -82,6 +87,15 @@ async def sign_up(body: Credentials, request: Request, response: Response, db: D
     user.email, user.phone, user.is_guest = body.email, body.phone, False
     user.password_hash = service.hash_password(body.password)
     await db.flush()
+    audit.record(
+        db,
+        "auth.signup",
+        request=request,
+        actor_id=user.id,
+        actor_role=user.role,
+        via="cookie",
+        details={"claimed_guest": guest is not None},
+    )
     return await _login(request, response, db, user)
 
 
@@ -97,9 +111,21 @@ async def _guest_of(request: Request, db: Db) -> User | None:
 @router.post("/login")
 async def log_in(body: Credentials, request: Request, response: Response, db: Db) -> LoginOut:
     user = await service.find_user(db=db, email=body.email, phone=body.phone)
+    by = "email" if body.email else "phone"
     if not service.verify_password(user.password_hash if user else None, body.password):
+        audit.record(
+            db,
+            "auth.login_failed",
+            request=request,
+            subject_id=user.id if user else None,
+            details={"by": by, "known_account": user is not None},
+        )
+        await db.commit()
         raise ApiError(401, "invalid_credentials", "wrong email/phone or password")
     assert user is not None
+    audit.record(
+        db, "auth.login", request=request, actor_id=user.id, actor_role=user.role, via="cookie"
+    )
     return await _login(request, response, db, user)
 
 
@@ -111,6 +137,7 @@ async def log_out(
     token = request.cookies.get(settings.cookie_name)
     if token:
         await service.end_login(db=db, token=token)
+        audit.record(db, "auth.logout", request=request, **audit.actor(principal))
         await db.commit()
     response.delete_cookie(settings.cookie_name, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
@@ -122,6 +149,59 @@ async def me(principal: CurrentPrincipal, db: Db) -> UserOut:
     if user is None:
         raise NotFound("user")
     return _user_out(user)
+
+
+@router.get("/me/export")
+async def export_my_data(principal: CurrentPrincipal, request: Request, db: Db) -> Json:
+    """Everything stored about the caller: the account and every session with its messages."""
+    user = await db.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("user")
+    sessions = await db.scalars(
+        select(ChatSession).where(ChatSession.user_id == user.id).order_by(ChatSession.created_at)
+    )
+    body = {
+        "user": _user_out(user).model_dump(mode="json"),
+        "training_consent_at": user.training_consent_at,
+        "sessions": [(await session_detail(s, db)).model_dump(mode="json") for s in sessions],
+    }
+    audit.record(
+        db, "privacy.export", request=request, subject_id=user.id, **audit.actor(principal)
+    )
+    await db.commit()
+    return Json(
+        orjson.loads(orjson.dumps(body, default=str)),
+        headers={"Content-Disposition": 'attachment; filename="medchat-my-data.json"'},
+    )
+
+
+@router.delete("/me", status_code=204)
+async def delete_my_account(
+    principal: CurrentPrincipal, request: Request, response: Response, db: Db
+) -> None:
+    """Delete the caller's account and every conversation, in Postgres and Redis (rows go,
+    not a flag); the audit log keeps that it happened, never what was said."""
+    user = await db.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("user")
+    session_ids = list(
+        await db.scalars(select(ChatSession.id).where(ChatSession.user_id == user.id))
+    )
+    await db.delete(user)  # sessions, messages, logins, keys and ratings cascade
+    audit.record(
+        db,
+        "privacy.account_deleted",
+        request=request,
+        subject_id=principal.user_id,
+        details={"sessions": len(session_ids)},
+        **audit.actor(principal),
+    )
+    await db.commit()
+    for sid in session_ids:
+        await request.app.state.context.drop(sid)
+    settings: GatewaySettings = request.app.state.settings
+    response.delete_cookie(settings.cookie_name, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
 
 
 @admin_router.get("/users")
@@ -140,14 +220,23 @@ async def list_users(
 
 @admin_router.patch("/users/{user_id}")
 async def change_role(
-    user_id: uuid.UUID, body: RoleChange, principal: AdminPrincipal, db: Db
+    user_id: uuid.UUID, body: RoleChange, principal: AdminPrincipal, request: Request, db: Db
 ) -> UserOut:
     if user_id == principal.user_id:
         raise ApiError(409, "own_role", "admins cannot change their own role", "role")
     user = await db.get(User, user_id)
     if user is None:
         raise NotFound("user")
-    user.role = body.role
+    before, user.role = user.role, body.role
+    audit.record(
+        db,
+        "admin.user_role",
+        request=request,
+        target_type="user",
+        target_id=user.id,
+        details={"from": before, "to": body.role},
+        **audit.actor(principal),
+    )
     await db.commit()
     return _user_out(user)
 
@@ -159,8 +248,19 @@ async def list_keys(_: AdminPrincipal, db: Db) -> list[ApiKeyOut]:
 
 
 @admin_router.post("/keys", status_code=201)
-async def create_key(body: ApiKeyCreate, _: AdminPrincipal, db: Db) -> ApiKeyCreated:
+async def create_key(
+    body: ApiKeyCreate, principal: AdminPrincipal, request: Request, db: Db
+) -> ApiKeyCreated:
     row, key = await service.create_api_key(db=db, name=body.name, role=body.role)
+    audit.record(
+        db,
+        "admin.key_create",
+        request=request,
+        target_type="api_key",
+        target_id=row.id,
+        details={"role": body.role, "name": body.name},
+        **audit.actor(principal),
+    )
     await db.commit()
     return ApiKeyCreated(
         **ApiKeyOut.model_validate(row, from_attributes=True).model_dump(), key=key
@@ -168,9 +268,19 @@ async def create_key(body: ApiKeyCreate, _: AdminPrincipal, db: Db) -> ApiKeyCre
 
 
 @admin_router.delete("/keys/{key_id}", status_code=204)
-async def revoke_key(key_id: uuid.UUID, _: AdminPrincipal, request: Request, db: Db) -> None:
+async def revoke_key(
+    key_id: uuid.UUID, principal: AdminPrincipal, request: Request, db: Db
+) -> None:
     if not await service.revoke_api_key(db=db, key_id=key_id):
         raise NotFound("active API key")
+    audit.record(
+        db,
+        "admin.key_revoke",
+        request=request,
+        target_type="api_key",
+        target_id=key_id,
+        **audit.actor(principal),
+    )
     await db.commit()
     request.app.state.key_cache.forget(key_id)
 

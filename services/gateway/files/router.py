@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
+from services.gateway.audit import service as audit
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, NotFound
@@ -95,6 +96,15 @@ async def upload_file(request: Request, db: Db, principal: AdminPrincipal) -> Fi
             sha256=upload.sha256,
             rows=report.rows,
         )
+        audit.record(
+            db,
+            "file.upload",
+            request=request,
+            target_type="file",
+            target_id=file_id,
+            details={"bytes": upload.size, "rows": report.rows, "sha256": upload.sha256},
+            **audit.actor(principal),
+        )
         store.commit(partial, file_id)
         try:
             await db.commit()
@@ -152,11 +162,21 @@ async def retrieve_file(file_id: str, db: Db, _: AdminPrincipal) -> FileObject:
 
 
 @router.delete("/{file_id}", response_model=FileDeleted)
-async def delete_file(file_id: str, request: Request, db: Db, _: AdminPrincipal) -> FileDeleted:
+async def delete_file(
+    file_id: str, request: Request, db: Db, principal: AdminPrincipal
+) -> FileDeleted:
     f = await service.get_file(db=db, file_id=file_id)
     if f is None:
         raise NotFound("file")
     await db.delete(f)
+    audit.record(
+        db,
+        "file.delete",
+        request=request,
+        target_type="file",
+        target_id=file_id,
+        **audit.actor(principal),
+    )
     await db.commit()
     _store(request).delete(file_id)
     return FileDeleted(id=file_id)

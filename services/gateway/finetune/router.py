@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.core.registry import base_model_dir
+from services.gateway.audit import service as audit
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, NotFound
@@ -77,6 +78,15 @@ async def create_job(
             )
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     job = await service.create_job(db=db, body=body, created_by=principal.user_id, seed=seed)
+    audit.record(
+        db,
+        "finetune.create",
+        request=request,
+        target_type="fine_tuning_job",
+        target_id=job.id,
+        details={"model": body.model, "training_file": body.training_file},
+        **audit.actor(principal),
+    )
     await db.commit()
     try:
         await anyio.to_thread.run_sync(
@@ -121,11 +131,19 @@ async def retrieve_job(job_id: str, db: Db, _: AdminPrincipal) -> JobObject:
 
 
 @router.post("/{job_id}/cancel", response_model=JobObject)
-async def cancel_job(job_id: str, db: Db, _: AdminPrincipal) -> JobObject:
+async def cancel_job(job_id: str, request: Request, db: Db, principal: AdminPrincipal) -> JobObject:
     job = await _job(db, job_id)
     if job.status in FINAL:
         raise ApiError(400, "job_not_active", f"the job has already {job.status}", "job_id")
     await service.request_cancel(db=db, job=job)
+    audit.record(
+        db,
+        "finetune.cancel",
+        request=request,
+        target_type="fine_tuning_job",
+        target_id=job.id,
+        **audit.actor(principal),
+    )
     await db.commit()
     return JobObject.of(job)
 

@@ -23,7 +23,7 @@ from .schemas import (
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
 
-def _out(row: ChatSession) -> SessionOut:
+def session_out(row: ChatSession) -> SessionOut:
     return SessionOut.model_validate(row, from_attributes=True)
 
 
@@ -38,7 +38,7 @@ async def create_session(
         )
     row = await service.create_session(db=db, user_id=principal.user_id, title=body.title)
     await db.commit()
-    return _out(row)
+    return session_out(row)
 
 
 @router.get("")
@@ -51,27 +51,27 @@ async def list_sessions(
     rows, more = await service.list_sessions(
         db=db, user_id=principal.user_id, limit=limit, offset=offset
     )
-    return SessionPage(data=[_out(r) for r in rows], has_more=more)
+    return SessionPage(data=[session_out(r) for r in rows], has_more=more)
 
 
-async def _detail(session: ChatSession, db: Db) -> SessionDetail:
+async def session_detail(session: ChatSession, db: Db) -> SessionDetail:
     messages = await service.messages_of(db=db, session_id=session.id)
     return SessionDetail(
-        **_out(session).model_dump(),
+        **session_out(session).model_dump(),
         messages=[MessageOut.model_validate(m, from_attributes=True) for m in messages],
     )
 
 
 @router.get("/{session_id}")
 async def read_session(session: OwnedSession, db: Db) -> SessionDetail:
-    return await _detail(session, db)
+    return await session_detail(session, db)
 
 
 @router.patch("/{session_id}")
 async def rename_session(body: SessionRename, session: OwnedSession, db: Db) -> SessionOut:
     session.title = body.title
     await db.commit()
-    return _out(session)
+    return session_out(session)
 
 
 @router.delete("/{session_id}", status_code=204)
@@ -83,7 +83,7 @@ async def delete_session(session: OwnedSession, request: Request, db: Db) -> Non
 
 @router.get("/{session_id}/export")
 async def export_session(session: OwnedSession, db: Db) -> Json:
-    detail = await _detail(session, db)
+    detail = await session_detail(session, db)
     return Json(
         detail.model_dump(mode="json"),
         headers={"Content-Disposition": f'attachment; filename="session-{session.id}.json"'},

@@ -1,0 +1,75 @@
+"""Writing and reading the audit log. `record` adds the row to the caller's transaction, so
+an action and its audit entry commit (or fail) together."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.gateway.observability import request_id
+
+from .models import AuditEvent
+
+
+def record(
+    db: AsyncSession,
+    action: str,
+    *,
+    request: Request | None = None,
+    actor_id: uuid.UUID | None = None,
+    actor_role: str | None = None,
+    via: str = "system",
+    target_type: str | None = None,
+    target_id: str | uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        action=action,
+        actor_id=actor_id,
+        actor_role=actor_role,
+        via=via,
+        target_type=target_type,
+        target_id=str(target_id) if target_id is not None else None,
+        subject_id=subject_id,
+        ip=request.client.host if request is not None and request.client else None,
+        request_id=request_id.get() if request is not None else None,
+        details=details,
+    )
+    db.add(event)
+    return event
+
+
+async def query(
+    *,
+    db: AsyncSession,
+    limit: int,
+    before_id: int | None = None,
+    action: str | None = None,
+    actor_id: uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+) -> list[AuditEvent]:
+    """Newest first; `action` matches a prefix ("login" finds login.ok and login.failed)."""
+    q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if before_id is not None:
+        q = q.where(AuditEvent.id < before_id)
+    if action:
+        q = q.where(AuditEvent.action.startswith(action, autoescape=True))
+    if actor_id:
+        q = q.where(AuditEvent.actor_id == actor_id)
+    if subject_id:
+        q = q.where(AuditEvent.subject_id == subject_id)
+    if since:
+        q = q.where(AuditEvent.at >= since)
+    return list((await db.scalars(q)).all())
+
+
+def actor(principal: Any) -> dict[str, Any]:
+    """`record` keywords naming a Principal (auth.dependencies) as the actor."""
+    return {"actor_id": principal.user_id, "actor_role": principal.role, "via": principal.via}
