@@ -5,9 +5,13 @@ logins and failed logins are audited; a patient's export and deletion."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -178,3 +182,24 @@ def test_patient_exports_and_deletes_everything(
     assert p.get("/api/auth/me").status_code == 401
     deleted = audit(admin, subject=user_id, action="privacy.account_deleted")
     assert deleted and deleted[0]["details"] == {"sessions": 1}
+
+
+def test_medchat_audit_queries_the_log(database_url: str, gateway_url: str) -> None:
+    client = httpx.Client(base_url=gateway_url)
+    client.post("/api/auth/login", json={"phone": "13900000000", "password": "not my password"})
+    client.close()
+    medchat = str(Path(sys.executable).with_name("medchat"))
+    out = subprocess.run(
+        [
+            *(medchat, "audit", "--database-url", database_url),
+            *("--action", "auth.login_failed", "--since", "10m", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert rows and all(r["action"] == "auth.login_failed" for r in rows)
+    assert rows[0]["details"] == {"by": "phone", "known_account": False}
+    assert "13900000000" not in out.stdout
