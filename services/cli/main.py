@@ -9,6 +9,7 @@ from .dataset import dev_tokenizer, render, validate
 from .doctor import doctor
 from .finetune import finetune
 from .serve import chat, serve
+from .train import train
 from .up import up
 
 
@@ -28,4 +29,5 @@ cli.add_command(serve)
 cli.add_command(chat)
 cli.add_command(up)
 cli.add_command(finetune)
+cli.add_command(train)
 cli.add_command(doctor)
