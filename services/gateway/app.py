@@ -41,6 +41,7 @@ from .openai_api.usage import UsageRecorder
 from .ratelimit import RateLimiter
 from .ratelimit import response_headers as ratelimit_headers
 from .sessions.router import router as sessions_router
+from .webui import mount_webui
 
 log = logging.getLogger(__name__)
 
@@ -172,4 +173,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             200 if ready else 503,
         )
 
+    mount_webui(app, settings.webui_dir)  # last: the UI never shadows an API route
     return app

@@ -46,6 +46,7 @@ class GatewaySettings(PlatformSettings):
     usage_flush_s: float = 2.0  # how often per-key usage is written (0: on every request)
     rate_limit_patient_per_minute: int = 20  # per user, browser logins (web chat)
     rate_limit_key_per_minute: int = 600  # per API key (OpenAI-compatible API)
+    webui_dir: Path | None = None  # the built web UI (default: frontend/dist, if built)
 
 
 @lru_cache
