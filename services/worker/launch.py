@@ -40,6 +40,7 @@ def trainer_arguments(
     output_dir: Path,
     profile: str,
     deepspeed_config: Path | None,
+    progress_file: Path,
 ) -> dict[str, Any]:
     """The trainer's JSON arguments file (its dataclass plus TrainingArguments)."""
     hp = resolve_hyperparameters(job.hyperparameters)
@@ -55,6 +56,7 @@ def trainer_arguments(
         "logging_steps": 1,
         "save_strategy": "epoch",
         "report_to": [],
+        "progress_file": str(progress_file),
     }
     if eval_file is not None:
         args["eval_file"] = str(eval_file)
@@ -93,14 +95,13 @@ def launcher(settings: WorkerSettings) -> str:
     return "torchrun"
 
 
-def command(kind: str, args_file: Path, progress_file: Path) -> list[str]:
+def command(kind: str, args_file: Path) -> list[str]:
     module = ["-m", "trainer.train", "--train_args_file", str(args_file)]
-    tail = ["--progress_file", str(progress_file)]
     if kind == "deepspeed":
-        return ["deepspeed", f"--num_gpus={gpu_count()}", "--module", *module[1:], *tail]
+        return ["deepspeed", f"--num_gpus={gpu_count()}", "--module", *module[1:]]
     if kind == "torchrun":
-        return ["torchrun", f"--nproc_per_node={gpu_count()}", *module, *tail]
-    return [sys.executable, *module, *tail]
+        return ["torchrun", f"--nproc_per_node={gpu_count()}", *module]
+    return [sys.executable, *module]
 
 
 def write_arguments(job_dir: Path, args: dict[str, Any]) -> Path:

@@ -88,6 +88,8 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
         return
     profile = model_profile(model_dir, settings.profile)
     kind = launch.launcher(settings)
+    progress = job_dir / "progress.jsonl"
+    progress.unlink(missing_ok=True)
     output_dir = job_dir / "output"
     args = launch.trainer_arguments(
         job,
@@ -97,14 +99,13 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
         output_dir=output_dir,
         profile=profile,
         deepspeed_config=settings.deepspeed_config if kind == "deepspeed" else None,
+        progress_file=progress,
     )
     job.hyperparameters = {
         **job.hyperparameters,
         **launch.resolve_hyperparameters(job.hyperparameters),
     }
-    progress = job_dir / "progress.jsonl"
-    progress.unlink(missing_ok=True)
-    argv = launch.command(kind, launch.write_arguments(job_dir, args), progress)
+    argv = launch.command(kind, launch.write_arguments(job_dir, args))
     await service.add_event(db=db, job_id=job.id, message=f"Launching the trainer ({kind})")
     await db.commit()
     outcome = await _supervise(job, db, redis, argv, job_dir, progress)
@@ -243,11 +244,18 @@ async def _forward(
 async def _record(
     job: FineTuneJob, db: AsyncSession, line: dict[str, Any], outcome: Outcome
 ) -> None:
+    """One trainer progress line (trainer/progress.py) into events and checkpoints."""
     kind = line.get("event", "progress")
-    if kind == "summary":
-        outcome.summary = line
-        await service.add_event(
-            db=db, job_id=job.id, type="metrics", message=_describe_summary(line), data=line
+    add = service.add_event
+    if kind == "progress":
+        await add(db=db, job_id=job.id, type="metrics", message=_describe_step(line), data=line)
+    elif kind == "eval":
+        await add(
+            db=db,
+            job_id=job.id,
+            type="metrics",
+            message=f"Eval at step {line.get('step')}",
+            data=line,
         )
     elif kind == "checkpoint":
         step = int(line.get("step", 0))
@@ -257,13 +265,16 @@ async def _record(
                 job_id=job.id, step=step, metrics=metrics, path=str(line.get("path", ""))
             )
         )
-        await service.add_event(
-            db=db, job_id=job.id, message=f"Checkpoint saved at step {step}", data=metrics
+        await add(db=db, job_id=job.id, message=f"Checkpoint saved at step {step}", data=metrics)
+    elif kind == "start":
+        await add(
+            db=db, job_id=job.id, message=f"Training {line.get('max_steps')} steps", data=line
         )
-    elif "step" in line:
-        await service.add_event(
-            db=db, job_id=job.id, type="metrics", message=_describe_step(line), data=line
-        )
+    elif kind == "summary":
+        outcome.summary = line
+        await add(db=db, job_id=job.id, type="metrics", message=_describe_summary(line), data=line)
+    elif kind == "error":
+        await add(db=db, job_id=job.id, level="error", message=str(line.get("message")), data=line)
 
 
 def _describe_step(line: dict[str, Any]) -> str:

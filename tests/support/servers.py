@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import asyncpg
 import uvicorn
@@ -134,3 +137,48 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def transformers_serve(
+    model_dir: Path, log_path: Path, timeout_s: float = 120
+) -> Iterator[tuple[str, str]]:
+    """`transformers serve` (a real inference server) on `model_dir`, CPU; yields its URL and
+    the model id it lists (the only `model` it accepts)."""
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_UPDATE_CHECK": "1",  # the CLI would ask PyPI for a newer version
+        "OMP_NUM_THREADS": "1",  # a tiny model; leave the other core to the gateway
+    }
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir)),
+                *("--host", "127.0.0.1", "--port", str(port), "--device", "cpu"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                state = f"exited with {proc.returncode}" if proc.poll() is not None else "timed out"
+                output = log_path.read_text(errors="replace")[-4000:]
+                raise RuntimeError(f"transformers serve did not start ({state}):\n{output}")
+            time.sleep(0.25)
+        yield url, str(httpx.get(f"{url}/v1/models").json()["data"][0]["id"])
+    finally:
+        stop_process(proc)

@@ -5,10 +5,6 @@ plumbing (prompt ids, streaming, finish reasons, usage, multi-turn, the SDK path
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +20,8 @@ from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from tests.gateway.chat.test_chat import sse_events
 from tests.gateway.conftest import Patient, make_key
-from tests.support.servers import free_port, serve, stop_process
+from tests.support.servers import serve
+from tests.support.servers import transformers_serve as run_transformers_serve
 from tests.support.tiny_model import build_tiny_marker_model
 
 # Without the serve extra there is no engine to run: a machine without torch skips this module.
@@ -54,52 +51,8 @@ def transformers_serve(
 ) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("transformers_serve")
     model_dir = build_tiny_marker_model(root / "model", hf_marker_dir)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_DISABLE_UPDATE_CHECK": "1",  # the CLI would ask PyPI for a newer version
-        "OMP_NUM_THREADS": "1",  # a tiny model; leave the other core to the gateway
-    }
-    log_path = root / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "transformers.cli.transformers",
-                "serve",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--device",
-                "cpu",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                state = f"exited with {proc.returncode}" if proc.poll() is not None else "timed out"
-                output = log_path.read_text(errors="replace")[-4000:]
-                pytest.fail(f"transformers serve did not start ({state}); its output:\n{output}")
-            time.sleep(0.25)
-        model_id = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
-        yield Served(url, model_id, model_dir)
-    finally:
-        stop_process(proc)
+    with run_transformers_serve(model_dir, root / "serve.log", STARTUP_TIMEOUT_S) as (url, model):
+        yield Served(url, model, model_dir)
 
 
 @pytest.fixture(scope="module")
