@@ -1,0 +1,37 @@
+import { useEffect } from "react";
+import { AdminLayout } from "./admin/AdminLayout";
+import { DatasetPage } from "./admin/DatasetPage";
+import { Datasets } from "./admin/Datasets";
+import { FineTunes } from "./admin/FineTunes";
+import { JobPage } from "./admin/JobPage";
+import { Models } from "./admin/Models";
+import { useAuth } from "./auth/AuthContext";
+import { ChatPage } from "./chat/ChatPage";
+import { useI18n } from "./i18n";
+import { match, navigate, usePath } from "./router";
+import { Welcome } from "./Welcome";
+
+export function App() {
+  const { t } = useI18n();
+  const { user, loading } = useAuth();
+  const path = usePath();
+
+  useEffect(() => {
+    if (!loading && user && path === "/") navigate("/chat", { replace: true });
+  }, [loading, user, path]);
+
+  if (loading) return <p className="muted center">{t("common.loading")}</p>;
+  if (!user) return <Welcome />;
+
+  let params: Record<string, string> | null;
+  if ((params = match("/chat/:id", path))) return <ChatPage sessionId={params.id} />;
+  if (path.startsWith("/admin")) {
+    let page = <Datasets />;
+    if ((params = match("/admin/datasets/:id", path))) page = <DatasetPage fileId={params.id} />;
+    else if ((params = match("/admin/jobs/:id", path))) page = <JobPage jobId={params.id} />;
+    else if (path.startsWith("/admin/jobs")) page = <FineTunes />;
+    else if (path.startsWith("/admin/models")) page = <Models />;
+    return <AdminLayout key={path}>{page}</AdminLayout>;
+  }
+  return <ChatPage sessionId={null} />;
+}

@@ -1,0 +1,102 @@
+// The typed API client: paths and bodies come from schema.d.ts, generated from the gateway's
+// OpenAPI (`npm run gen:api`); nothing here restates them by hand.
+import createClient, { type Middleware } from "openapi-fetch";
+import type { components, paths } from "./schema";
+
+export type Schemas = components["schemas"];
+export type User = Schemas["UserOut"];
+export type Session = Schemas["SessionOut"];
+export type SessionDetail = Schemas["SessionDetail"];
+export type Message = Schemas["MessageOut"];
+export type FileObject = Schemas["FileObject"];
+export type Job = Schemas["JobObject"];
+export type JobEvent = Schemas["EventObject"];
+
+/** The `done` event of a streamed answer (the route is documented as JSON or SSE, so its
+ * schema has no model for it): the stored answer plus the notices. */
+export interface ChatAnswer {
+  message: Message;
+  user_message_id: number;
+  turns_used: number;
+  usage: { prompt_tokens: number; completion_tokens: number };
+  disclaimer: string;
+  emergency: Record<string, unknown> | null;
+}
+
+export const CSRF_COOKIE = "medchat_csrf";
+export const CSRF_HEADER = "X-CSRF-Token";
+
+/** The CSRF token our pages echo on every write (double-submit cookie, readable by design). */
+export function csrfToken(): string {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...rest] = part.trim().split("=");
+    if (name === CSRF_COOKIE) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+const csrf: Middleware = {
+  onRequest({ request }) {
+    if (!["GET", "HEAD", "OPTIONS"].includes(request.method)) {
+      const token = csrfToken();
+      if (token) request.headers.set(CSRF_HEADER, token);
+    }
+    return request;
+  },
+};
+
+export const api = createClient<paths>({
+  baseUrl: typeof window === "undefined" ? "" : window.location.origin,
+  credentials: "same-origin",
+  // Looked up at call time, so tests can replace globalThis.fetch.
+  fetch: (request: Request) => globalThis.fetch(request),
+});
+api.use(csrf);
+
+/** The gateway's one error body: {"error": {"code", "message", "param", "details"?}}. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfter: number | null = null,
+    readonly details: Problem[] | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export interface Problem {
+  line: number;
+  code: string;
+  message: string;
+  severity: string;
+}
+
+export async function errorFrom(response: Response, body?: unknown): Promise<ApiError> {
+  if (body === undefined) {
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+  }
+  const error = (body as { error?: Record<string, unknown> } | null)?.error;
+  const retry = Number(response.headers.get("Retry-After"));
+  return new ApiError(
+    response.status,
+    typeof error?.code === "string" ? error.code : `http_${response.status}`,
+    typeof error?.message === "string" ? error.message : response.statusText,
+    Number.isFinite(retry) && retry > 0 ? retry : null,
+    Array.isArray(error?.details) ? (error.details as Problem[]) : null,
+  );
+}
+
+/** The data of an openapi-fetch result, or its error thrown as an ApiError. */
+export async function unwrap<T>(
+  result: Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<T> {
+  const { data, error, response } = await result;
+  if (!response.ok) throw await errorFrom(response, error ?? null);
+  return data as T;
+}

@@ -1,0 +1,27 @@
+export interface Emergency {
+  categories: string[];
+  severity: string;
+  message_zh: string;
+  message_en: string;
+  matched?: string[];
+}
+
+/** A message as shown: stored ones, plus the question and answer of a turn in flight. */
+export interface ChatItem {
+  key: string;
+  role: "user" | "assistant";
+  content: string;
+  status: "complete" | "streaming" | "stopped" | "failed" | "unanswered";
+  emergency?: Emergency | null;
+  disclaimer?: string | null;
+}
+
+export type ChatErrorKind = "engine_unavailable" | "rate_limited" | "session_gone" | "network" | "other";
+
+export interface ChatError {
+  kind: ChatErrorKind;
+  message: string;
+  retryAfter: number | null;
+  /** Whether Retry can be offered (a session that is gone cannot be retried). */
+  retryable: boolean;
+}
