@@ -14,6 +14,7 @@ export function Welcome() {
     <div className="welcome">
       <header className="topbar">
         <span className="brand">{t("app.name")}</span>
+        <span className="spacer" />
         <LangSwitch />
       </header>
       <main className="welcome-main">

@@ -121,6 +121,15 @@ def test_another_user_cannot_see_or_open_the_session(
     assert r.status == 404
 
 
+def test_emergency_notice_is_an_alert_above_the_answer(page: Page, stack: Stack) -> None:
+    start_as_guest(page, stack)
+    ask(page, "突然胸痛，左臂发麻")
+    answer = page.locator(ANSWER).first
+    notice = answer.get_by_role("alert")
+    assert "请立即拨打120" in notice.inner_text()
+    assert notice.is_visible()
+
+
 def test_language_switch(page: Page, stack: Stack) -> None:
     page.goto(stack.url)
     assert page.locator("html").get_attribute("lang") == "zh-CN"
