@@ -151,6 +151,8 @@ def training_arguments(kwargs: dict[str, Any]) -> Any:
     # model; Trainer must not drop them (DISC-MedLLM's sft.json sets the same).
     kwargs = {**kwargs, "remove_unused_columns": False}
     # Evaluation finds the targets under this key.
+    # Evaluation reports the loss only: no metrics here need the logits kept across batches.
+    kwargs["prediction_loss_only"] = True
     if kwargs.get("label_names") is None:
         kwargs["label_names"] = ["shift_labels"]
     return TrainingArguments(**kwargs)

@@ -76,6 +76,9 @@ def preflight(script: ScriptArguments, training: dict[str, Any]) -> Prepared:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     """Train; returns the summary on rank 0 (None on other ranks)."""
     script, training = parse_args(argv)
+    if Path(script.model_name_or_path).is_dir():
+        # Absolute, because a saved adapter names its base by this path.
+        script.model_name_or_path = str(Path(script.model_name_or_path).resolve())
     try:
         ready = preflight(script, training)
     except (checks.PreflightError, DataError) as exc:

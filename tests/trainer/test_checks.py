@@ -70,6 +70,25 @@ def test_not_a_model_and_unknown_profile(run_trainer: RunTrainer, tmp_path: Path
         run_trainer(profile="nope")
 
 
+def test_remote_code_only_when_asked(
+    run_trainer: RunTrainer, tmp_path: Path, hf_marker_dir: Path
+) -> None:
+    """A Baichuan-style model (its own code, named in auto_map) is refused unless the
+    arguments trust it; the check reads config.json only, nothing is executed."""
+    model = tmp_path / "baichuan"
+    model.mkdir()
+    for f in hf_marker_dir.iterdir():
+        (model / f.name).write_bytes(f.read_bytes())
+    config = {
+        "model_type": "baichuan",
+        "auto_map": {"AutoConfig": "configuration_baichuan.BaichuanConfig"},
+        "model_max_length": 4096,
+    }
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PreflightError, match=r"runs its own code .* set trust_remote_code true"):
+        run_trainer(model_name_or_path=str(model))
+
+
 def test_command_line_exit_status_and_message(
     tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

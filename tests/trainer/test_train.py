@@ -12,8 +12,11 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from services.core.chatformat import DISC_MEDLLM, Tokenizer, Turn, render_prompt
+from trainer.collator import PadCollator
+from trainer.data import build_features, read_conversations, render_samples
+from trainer.loss import target_lm_loss
 
-from .conftest import RunTrainer, read_progress, write_jsonl
+from .conftest import RunTrainer, first_rows, read_progress, write_jsonl
 
 # Four short consultations; the tiny model must learn each answer from its question.
 QA = [
@@ -24,14 +27,37 @@ QA = [
 ]
 
 
+def _mean_target_loss(model_dir: Path, data: Path, tokenizer: Tokenizer) -> float:
+    samples = render_samples(read_conversations(data), tokenizer, 128, DISC_MEDLLM)
+    batch = PadCollator(0)(build_features(samples)[0])
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return float(target_lm_loss(logits, batch["shift_labels"], None))
+
+
 def test_loss_falls_and_weights_change(
-    run_trainer: RunTrainer, tiny_model_dir: Path, tmp_path: Path
+    run_trainer: RunTrainer, tiny_model_dir: Path, tokenizer: Tokenizer, tmp_path: Path
 ) -> None:
     progress = tmp_path / "progress.jsonl"
+    evaluation = write_jsonl(tmp_path / "eval.jsonl", first_rows(6))
     summary = run_trainer(
-        max_steps=6, learning_rate=1e-2, lr_scheduler_type="constant", progress_file=str(progress)
+        max_steps=6,
+        learning_rate=1e-2,
+        lr_scheduler_type="constant",
+        progress_file=str(progress),
+        eval_file=str(evaluation),
+        eval_strategy="steps",
+        eval_steps=3,
     )
     lines = read_progress(progress)
+    evals = [line for line in lines if line["event"] == "eval"]
+    assert [e["step"] for e in evals] == [3, 6]
+    # The evaluation loss is the target-token mean of the final model on the eval rows.
+    assert (
+        abs(evals[1]["eval_loss"] - _mean_target_loss(tmp_path / "out", evaluation, tokenizer))
+        < 1e-4
+    )
     steps = [line for line in lines if line["event"] == "progress"]
     assert [s["step"] for s in steps] == [1, 2, 3, 4, 5, 6]
     assert steps[-1]["loss"] < steps[0]["loss"] - 0.5
