@@ -30,6 +30,7 @@ from .context_cache import ContextCache
 from .db import make_engine, make_sessionmaker
 from .engine.client import EngineClient, make_client
 from .errors import Json, install_error_handlers
+from .evals.router import router as evals_router
 from .feedback.router import router as feedback_router
 from .files.router import router as files_router
 from .files.storage import FileStore
@@ -137,6 +138,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(openai_router)
     app.include_router(files_router)
     app.include_router(finetune_router)
+    app.include_router(evals_router)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def prometheus() -> Response:

@@ -4,6 +4,7 @@ from services.core.db import Base
 from services.gateway.access.models import AccessGrant
 from services.gateway.audit.models import AuditEvent
 from services.gateway.auth.models import ApiKey, LoginSession, User
+from services.gateway.evals.models import EvalCase, EvalRun
 from services.gateway.feedback.models import Feedback
 from services.gateway.files.models import StoredFile
 from services.gateway.finetune.models import FineTuneCheckpoint, FineTuneEvent, FineTuneJob
@@ -16,6 +17,8 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "ChatSession",
+    "EvalCase",
+    "EvalRun",
     "Feedback",
     "FineTuneCheckpoint",
     "FineTuneEvent",
