@@ -21,6 +21,7 @@ VALIDATE_TASK = "medchat.validate_job"
 TRAIN_TASK = "medchat.train_job"
 REPORT_TASK = "medchat.file_report"  # token statistics of an uploaded file, for the console
 RETENTION_TASK = "medchat.retention"  # periodic (Celery beat): deletes what is due
+EVAL_TASK = "medchat.eval_run"  # a dialogue-evaluation run (network-bound: any worker)
 
 
 def create_celery(broker: str, visibility_timeout_s: int = 7 * 24 * 3600) -> Celery:
@@ -37,6 +38,7 @@ def create_celery(broker: str, visibility_timeout_s: int = 7 * 24 * 3600) -> Cel
             VALIDATE_TASK: {"queue": VALIDATE_QUEUE},
             REPORT_TASK: {"queue": VALIDATE_QUEUE},
             RETENTION_TASK: {"queue": VALIDATE_QUEUE},
+            EVAL_TASK: {"queue": VALIDATE_QUEUE},
             TRAIN_TASK: {"queue": TRAIN_QUEUE},
         },
         task_ignore_result=True,  # job state lives in Postgres

@@ -10,11 +10,13 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from services.core.db import utcnow
+from services.eval.config import get_eval_settings
 from services.gateway.finetune import service
 
 from .config import get_worker_settings
 from .db import sessions, task_engine
-from .queue import REPORT_TASK, RETENTION_TASK, TRAIN_TASK, VALIDATE_TASK
+from .evaluation import eval_run
+from .queue import EVAL_TASK, REPORT_TASK, RETENTION_TASK, TRAIN_TASK, VALIDATE_TASK
 from .retention import enforce_retention
 from .training import train_job
 from .validation import file_report, validate_job
@@ -36,6 +38,11 @@ def train(job_id: str) -> None:
 @shared_task(name=REPORT_TASK)
 def report(file_id: str, tokenizer_path: str, profile: str) -> None:
     asyncio.run(file_report(file_id, tokenizer_path, profile, get_worker_settings()))
+
+
+@shared_task(name=EVAL_TASK)
+def evaluate(run_id: str) -> None:
+    asyncio.run(eval_run(run_id, get_eval_settings()))
 
 
 @shared_task(name=RETENTION_TASK)
