@@ -8,7 +8,8 @@ Lines, one JSON object each, told apart by "event":
               non-padding tokens, all ranks), eta_s
   eval        step, eval_loss, ...
   checkpoint  step, path, loss
-  summary     trained_tokens, target_tokens, train_runtime_s, final_loss, train_loss,
+  summary     trained_tokens, target_tokens, train_runtime_s, final_loss, train_loss (the
+              mean of the logged losses),
               global_step, output_dir, saved ("full", "adapter" or "merged")
   error       message (a run that could not start)
 """
@@ -59,7 +60,7 @@ class ProgressCallback(TrainerCallback):
         self.started = time.monotonic()
         self.start_step = 0
         self.last_loss: float | None = None
-        self.train_loss: float | None = None
+        self.logged_losses: list[float] = []
         self.runtime_s: float | None = None
         self.real_tokens = 0
         self.target_tokens = 0
@@ -94,11 +95,13 @@ class ProgressCallback(TrainerCallback):
         self.real_tokens = int(logs.get("real_tokens", self.real_tokens))
         self.target_tokens = int(logs.get("target_tokens", self.target_tokens))
         if "train_runtime" in logs:  # Trainer's end-of-training log
-            self.train_loss = logs.get("train_loss")
+            # Its train_loss is not used: under DDP, steps after the last logging step count
+            # rank 0's share only (transformers 5.24); the logged losses are all-rank means.
             self.runtime_s = logs.get("train_runtime")
             return
         if "loss" in logs:
             self.last_loss = float(logs["loss"])
+            self.logged_losses.append(self.last_loss)
             self.write(self._progress(state, logs))
         elif any(k.startswith("eval_") for k in logs):
             eval_logs = {k: _round(v) for k, v in logs.items() if k.startswith("eval_")}
@@ -136,13 +139,14 @@ class ProgressCallback(TrainerCallback):
 
     def finish(self, state: Any, output_dir: str, saved: str) -> dict[str, Any]:
         """The summary line, written after the final model is saved (rank 0 only calls it)."""
+        mean_loss = sum(self.logged_losses) / max(len(self.logged_losses), 1)
         summary = {
             "event": "summary",
             "trained_tokens": self.real_tokens,
             "target_tokens": self.target_tokens,
             "train_runtime_s": _round(self.runtime_s, 3),
             "final_loss": _round(self.last_loss),
-            "train_loss": _round(self.train_loss),
+            "train_loss": _round(mean_loss) if self.logged_losses else None,
             "global_step": state.global_step,
             "output_dir": output_dir,
             "saved": saved,
