@@ -1,9 +1,14 @@
 """Supervised fine-tuning of DISC-MedLLM-style chat models (DISC-MedLLM's `train/`: SFTDataset,
 collator, TargetLMLoss, a Trainer subclass, a JSON arguments file, DeepSpeed ZeRO-3 bf16).
 
-    deepspeed --num_gpus=8 -m trainer.train --train_args_file trainer/configs/sft.json
+    deepspeed --num_gpus=8 --module trainer.train --train_args_file trainer/configs/sft.json
     torchrun --nproc_per_node=8 -m trainer.train --train_args_file trainer/configs/sft.json
     python -m trainer.train --train_args_file sft.json --output_dir out   # CPU, small models
+    medchat train -f trainer/configs/sft.json          # picks one of the three
+
+(DeepSpeed's launcher spells "run a module" --module; it has no -m.) Arguments after the
+file override it. Progress JSON lines go to --progress_file or the descriptor in
+MEDCHAT_PROGRESS_FD (trainer/progress.py).
 """
 
 from __future__ import annotations
