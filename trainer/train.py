@@ -90,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
         if progress.is_rank_zero():
             stream = progress.open_stream(script.progress_file)
             progress.write_line(stream, {"event": "error", "message": str(exc)})
+            if stream is not None:
+                stream.close()
         raise
 
     from .collator import PadCollator
