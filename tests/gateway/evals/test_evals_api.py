@@ -18,26 +18,50 @@ import redis
 from celery import Celery
 
 from services.eval.config import DEFAULT_DATA_DIR
+from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.worker.queue import broker_url
 from tests.gateway.conftest import make_key
 from tests.gateway.finetune.conftest import worker_env
-from tests.support.servers import stop_process
+from tests.support.servers import serve, stop_process
 from tests.support.stand_in_llm import StandIn, stand_in
 
 SCORES = "Proactivity: 5\nAccuracy: 4\nHelpfulness: 4\nLinguistic Quality: 5"
 
 
+# A broker of these tests' own: no other worker (the fine-tune tests', another test process's)
+# takes their tasks, and flushing it disturbs nobody.
+EVAL_BROKER = "redis://127.0.0.1:6379/8"
+
+
+@pytest.fixture(scope="module")
+def eval_settings(gateway_settings: GatewaySettings) -> GatewaySettings:
+    return gateway_settings.model_copy(update={"broker_url": EVAL_BROKER})
+
+
+@pytest.fixture(scope="module")
+def eval_gateway(eval_settings: GatewaySettings) -> Iterator[str]:
+    with serve(create_app(eval_settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def eval_admin(eval_gateway: str, database_url: str) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {make_key(database_url, 'admin')}"}
+    with httpx.Client(base_url=eval_gateway, headers=headers, timeout=60) as client:
+        yield client
+
+
 @pytest.fixture
 def eval_worker(
-    gateway_settings: GatewaySettings, gateway_url: str, tmp_path: Path
+    eval_settings: GatewaySettings, eval_gateway: str, tmp_path: Path
 ) -> Iterator[Path]:
     """A Celery worker that calls the model under test through this gateway; yields where it
     writes each run's JSONL."""
-    redis.Redis.from_url(gateway_settings.celery_broker).flushdb()
+    redis.Redis.from_url(EVAL_BROKER).flushdb()
     results = tmp_path / "results"
-    env = worker_env(gateway_settings) | {
-        "MEDCHAT_EVAL_GATEWAY_URL": gateway_url,
+    env = worker_env(eval_settings) | {
+        "MEDCHAT_EVAL_GATEWAY_URL": eval_gateway,
         "MEDCHAT_EVAL_RESULTS_DIR": str(results),
         "MEDCHAT_EVAL_DATA_DIR": str(DEFAULT_DATA_DIR),
     }
@@ -54,7 +78,7 @@ def eval_worker(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    probe = Celery(broker=broker_url(gateway_settings.celery_broker))
+    probe = Celery(broker=broker_url(EVAL_BROKER))
     try:
         deadline = time.monotonic() + 60
         while not probe.control.ping(timeout=0.5):
@@ -102,8 +126,9 @@ def test_admins_only_and_validated(
 
 
 def test_a_run_from_the_api(
-    admin: httpx.Client, eval_worker: Path, services: tuple[StandIn, StandIn]
+    eval_admin: httpx.Client, eval_worker: Path, services: tuple[StandIn, StandIn]
 ) -> None:
+    admin = eval_admin
     patient, judge = services
     r = admin.post(
         "/api/admin/evals",
