@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -41,9 +42,13 @@ def trainer_arguments(
     profile: str,
     deepspeed_config: Path | None,
     progress_file: Path,
+    rows: int,
 ) -> dict[str, Any]:
     """The trainer's JSON arguments file (its dataclass plus TrainingArguments)."""
     hp = resolve_hyperparameters(job.hyperparameters)
+    # About four checkpoints per job (two kept): /checkpoints has something to show and a
+    # resumed job little to redo, without a save every few steps on small data.
+    steps = math.ceil(rows / hp["batch_size"]) * hp["n_epochs"]
     args: dict[str, Any] = {
         "model_name_or_path": str(model_dir),
         "train_file": str(train_file),
@@ -54,7 +59,9 @@ def trainer_arguments(
         "learning_rate": BASE_LEARNING_RATE * hp["learning_rate_multiplier"],
         "seed": job.seed,
         "logging_steps": 1,
-        "save_strategy": "epoch",
+        "save_strategy": "steps",
+        "save_steps": max(1, steps // 4),
+        "save_total_limit": 2,
         "report_to": [],
         "progress_file": str(progress_file),
     }

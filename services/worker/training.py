@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db import utcnow
 from services.core.registry import base_model_dir, model_profile, publish
+from services.gateway.files.models import StoredFile
 from services.gateway.files.storage import FileStore
 from services.gateway.finetune import service
 from services.gateway.finetune.models import FineTuneCheckpoint, FineTuneJob
@@ -90,6 +91,8 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
     kind = launch.launcher(settings)
     progress = job_dir / "progress.jsonl"
     progress.unlink(missing_ok=True)
+    stored = await db.get(StoredFile, job.training_file)
+    training_rows = stored.rows if stored else 1
     output_dir = job_dir / "output"
     args = launch.trainer_arguments(
         job,
@@ -100,6 +103,7 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
         profile=profile,
         deepspeed_config=settings.deepspeed_config if kind == "deepspeed" else None,
         progress_file=progress,
+        rows=training_rows,
     )
     job.hyperparameters = {
         **job.hyperparameters,

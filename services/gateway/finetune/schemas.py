@@ -26,8 +26,8 @@ class Hyperparameters(BaseModel):
         if isinstance(self.batch_size, int) and not 1 <= self.batch_size <= 256:
             return "batch_size must be between 1 and 256"
         lr = self.learning_rate_multiplier
-        if isinstance(lr, float | int) and not 0 < lr <= 10:
-            return "learning_rate_multiplier must be in (0, 10]"
+        if isinstance(lr, float | int) and not 0 < lr <= 1000:
+            return "learning_rate_multiplier must be in (0, 1000] (1 = 2e-5)"
         return None
 
 
