@@ -132,26 +132,23 @@ def up(
         from services.gateway.migrate import upgrade
 
         upgrade(db)
+        engine_model = None
         if model and not engine_url:
             engine_port = _free_port()
             engine_url, protocol = f"http://127.0.0.1:{engine_port}", "openai"
             engine = subprocess.Popen(
                 [
-                    "transformers",
-                    "serve",
-                    "--force-model",
-                    model,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(engine_port),
-                    "--device",
-                    "cpu",
+                    *(sys.executable, "-m", "transformers.cli.transformers", "serve", model),
+                    *("--host", "127.0.0.1", "--port", str(engine_port), "--device", "cpu"),
                 ],
+                # Offline: the model is local, and the CLI would ask PyPI for a newer version.
+                env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"},
                 stdin=subprocess.DEVNULL,
             )
             children.append(engine)
             _wait(f"{engine_url}/v1/models", "transformers serve", engine, 300)
+            # The only `model` the server accepts is the id it lists.
+            engine_model = httpx.get(f"{engine_url}/v1/models").json()["data"][0]["id"]
         assert engine_url is not None
         if model and Path(model).is_dir():
             _register_base(data_dir / "models", Path(model))
@@ -161,12 +158,15 @@ def up(
             "MEDCHAT_REDIS_URL": redis,
             "MEDCHAT_ENGINE_URL": engine_url,
             "MEDCHAT_ENGINE_PROTOCOL": protocol,
-            "MEDCHAT_ENGINE_MODEL": model or GatewaySettings().engine_model,
+            "MEDCHAT_ENGINE_MODEL": engine_model or model or GatewaySettings().engine_model,
             "MEDCHAT_TOKENIZER_PATH": str(tokenizer),
             "MEDCHAT_PROFILE": profile,
             "MEDCHAT_FILES_DIR": str(data_dir / "files"),
             "MEDCHAT_MODELS_DIR": str(data_dir / "models"),
         }
+        if engine_model is not None:
+            # `transformers serve` refuses sampling fields outside OpenAI's schema.
+            env.setdefault("MEDCHAT_ENGINE_SAMPLING_EXTRAS", "false")
         gateway = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
             env=env,

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.support.servers import free_port, stop_process
+from tests.support.servers import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -105,24 +105,18 @@ def stack() -> Iterator[Stack]:
             "HF_HUB_DISABLE_UPDATE_CHECK": "1",  # the CLI would ask PyPI for a newer version
             "OMP_NUM_THREADS": "1",
             "MEDCHAT_MAX_NEW_TOKENS": str(MAX_NEW_TOKENS),
-            # `transformers serve` refuses sampling fields outside OpenAI's schema.
-            "MEDCHAT_ENGINE_SAMPLING_EXTRAS": "false",
             "MEDCHAT_ENGINE_FIRST_TOKEN_TIMEOUT_S": "60",
             "MEDCHAT_WEBUI_DIR": str(DIST),
         }
     )
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, root, ignore_errors=True)
-        # The engine: `transformers serve` on the tiny model, started here and handed to
-        # `medchat up --engine-url` (whose own `--model` path passes `--force-model`, an
-        # option the installed transformers CLI no longer has).
-        engine_url = cleanup.enter_context(_transformers_serve(model, root, env))
-        env["MEDCHAT_ENGINE_MODEL"] = httpx.get(f"{engine_url}/v1/models").json()["data"][0]["id"]
+        # The whole stack by `medchat up --model`: embedded Postgres and Redis, migrations,
+        # `transformers serve` on the tiny model, the gateway (serving the built UI), a worker.
         log_path = root / "medchat-up.log"
         with log_path.open("wb") as log:
             proc = _medchat(
-                *("up", "--engine-url", engine_url, "--engine", "openai"),
-                *("--tokenizer", str(tokenizer), "--data-dir", str(data_dir), "--port", str(port)),
+                *("up", "--model", str(model), "--data-dir", str(data_dir), "--port", str(port)),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -145,29 +139,6 @@ def stack() -> Iterator[Stack]:
         )
         assert key.returncode == 0, key.stderr
         yield Stack(url, data_dir, key.stdout.strip().splitlines()[-1])
-
-
-@contextmanager
-def _transformers_serve(model: Path, root: Path, env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    log_path = root / "transformers-serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "transformers.cli.transformers", "serve", str(model)),
-                *("--host", "127.0.0.1", "--port", str(port), "--device", "cpu"),
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(f"{url}/health", proc, log_path)
-        yield url
-    finally:
-        stop_process(proc)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
