@@ -15,3 +15,11 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m pip install --quiet setuptools
 DS_BUILD_OPS=0 .venv/bin/python -m pip install --quiet --no-build-isolation "deepspeed>=0.15"
 .venv/bin/python -m pip install --quiet -e ".[dev,serve,local,train]"
+# The web UI (frontend/): built into frontend/dist, which the gateway serves.
+(cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+# The browser of the end-to-end tests (tests/e2e): Debian's Chromium (Playwright's own
+# download does not work here). Installed when missing and apt can be used.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null \
+    || (apt-get update -qq && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null)
+fi

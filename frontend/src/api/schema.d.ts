@@ -630,6 +630,109 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/evals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Runs */
+        get: operations["list_runs_api_admin_evals_get"];
+        put?: never;
+        /**
+         * Start Run
+         * @description Start a DISC-MedLLM dialogue evaluation of `model` (as the gateway serves it): the
+         *     patient simulator and the judge are OpenAI-compatible endpoints given as URL/MODEL.
+         */
+        post: operations["start_run_api_admin_evals_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/evals/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve Run
+         * @description The run with its progress (cases scored and failed of the total) and, once it has
+         *     ended, its averages.
+         */
+        get: operations["retrieve_run_api_admin_evals__run_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/evals/{run_id}/cases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Cases
+         * @description Cases in the order they ended: the dialogue, the scores, the judge's raw reply.
+         */
+        get: operations["list_cases_api_admin_evals__run_id__cases_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/evals/{run_id}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Results
+         * @description Scored cases as JSONL in DISC-MedLLM's published shape (`medchat eval report` reads it).
+         */
+        get: operations["export_results_api_admin_evals__run_id__results_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/evals/{run_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Run
+         * @description Queue a failed or interrupted run again: only its unscored cases run.
+         */
+        post: operations["resume_run_api_admin_evals__run_id__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -871,6 +974,140 @@ export interface components {
              * @constant
              */
             format: "disc-medllm";
+        };
+        /** EvalCaseList */
+        EvalCaseList: {
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+            /** Data */
+            data: components["schemas"]["EvalCaseObject"][];
+            /** Has More */
+            has_more: boolean;
+        };
+        /** EvalCaseObject */
+        EvalCaseObject: {
+            /** Id */
+            id: number;
+            /** Case Id */
+            case_id: string;
+            /** Source */
+            source: string;
+            /** Status */
+            status: string;
+            /** Conversation */
+            conversation: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Dataset Info */
+            dataset_info: {
+                [key: string]: unknown;
+            } | null;
+            /** Scores */
+            scores: {
+                [key: string]: unknown;
+            } | null;
+            /** Judge Reply */
+            judge_reply: string | null;
+            /** Error */
+            error: string | null;
+            /** Attempts */
+            attempts: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** EvalRunCreate */
+        EvalRunCreate: {
+            /**
+             * Model
+             * @description The model under test
+             */
+            model: string;
+            /**
+             * Dataset
+             * @default cmb-clin
+             * @enum {string}
+             */
+            dataset: "cmb-clin" | "cmd" | "cmid";
+            /**
+             * Patient
+             * @description An OpenAI-compatible endpoint and model, URL/MODEL: http://host:8001/v1/gpt-4
+             */
+            patient: string;
+            /**
+             * Judge
+             * @description An OpenAI-compatible endpoint and model, URL/MODEL: http://host:8001/v1/gpt-4
+             */
+            judge: string;
+            /**
+             * Turns
+             * @default 3
+             */
+            turns: number;
+            /** Limit */
+            limit?: number | null;
+            /** Concurrency */
+            concurrency?: number | null;
+        };
+        /** EvalRunList */
+        EvalRunList: {
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+            /** Data */
+            data: components["schemas"]["EvalRunObject"][];
+            /** Has More */
+            has_more: boolean;
+        };
+        /** EvalRunObject */
+        EvalRunObject: {
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default eval.run
+             * @constant
+             */
+            object: "eval.run";
+            /** Kind */
+            kind: string;
+            /** Model */
+            model: string;
+            /** Dataset */
+            dataset: string;
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /** Status */
+            status: string;
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            } | null;
+            progress: components["schemas"]["Progress"];
+            /** Summary */
+            summary: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
         };
         /** EventList */
         EventList: {
@@ -1236,6 +1473,15 @@ export interface components {
              */
             type: "supervised";
             supervised?: components["schemas"]["Supervised"];
+        };
+        /** Progress */
+        Progress: {
+            /** Total */
+            total: number | null;
+            /** Scored */
+            scored: number;
+            /** Failed */
+            failed: number;
         };
         /** RegenerateRequest */
         RegenerateRequest: {
@@ -2646,6 +2892,199 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CheckpointList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_runs_api_admin_evals_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalRunList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_run_api_admin_evals_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalRunCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalRunObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retrieve_run_api_admin_evals__run_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalRunObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_cases_api_admin_evals__run_id__cases_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: number | null;
+                status?: ("scored" | "failed") | null;
+            };
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalCaseList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_results_api_admin_evals__run_id__results_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    resume_run_api_admin_evals__run_id__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalRunObject"];
                 };
             };
             /** @description Validation Error */
