@@ -21,12 +21,12 @@ type Handler = (req: Request) => Response | Promise<Response>;
 
 /** Replace fetch with a router of handlers keyed "METHOD /path"; records every request. */
 export function mockFetch(routes: Record<string, Handler | Handler[]>) {
-  const calls: { method: string; path: string; body: string; headers: Headers }[] = [];
+  const calls: { method: string; path: string; query: URLSearchParams; body: string; headers: Headers }[] = [];
   const spy = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
     const req = input instanceof Request ? input : new Request(String(input), init);
-    const path = new URL(req.url).pathname;
+    const { pathname: path, searchParams: query } = new URL(req.url);
     const body = req.method === "GET" ? "" : await req.clone().text();
-    calls.push({ method: req.method, path, body, headers: req.headers });
+    calls.push({ method: req.method, path, query, body, headers: req.headers });
     const key = `${req.method} ${path}`;
     const handler = routes[key];
     if (!handler) return json({ error: { code: "not_found", message: `no mock for ${key}` } }, 404);

@@ -14,3 +14,14 @@ export function num(x: number | null | undefined, digits = 0): string {
   if (x === null || x === undefined || Number.isNaN(x)) return "–";
   return x.toLocaleString(undefined, { maximumFractionDigits: digits });
 }
+
+/** An ISO date-time (as the admin routes return them), in the reader's language. */
+export function whenIso(iso: string | null | undefined, lang: string): string {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en");
+}
+
+/** The first 8 characters of an id (the full one goes in a title). */
+export function short(id: string | null | undefined): string {
+  return id ? id.slice(0, 8) : "";
+}

@@ -11,6 +11,10 @@ export type Message = Schemas["MessageOut"];
 export type FileObject = Schemas["FileObject"];
 export type Job = Schemas["JobObject"];
 export type JobEvent = Schemas["EventObject"];
+export type EvalRun = Schemas["EvalRunObject"];
+export type EvalRunCreate = Schemas["EvalRunCreate"];
+export type EvalCase = Schemas["EvalCaseObject"];
+export type AuditEntry = Schemas["AuditOut"];
 
 /** The `done` event of a streamed answer (the route is documented as JSON or SSE, so its
  * schema has no model for it): the stored answer plus the notices. */

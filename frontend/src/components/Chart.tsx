@@ -1,4 +1,5 @@
-// A thin wrapper over uPlot (~50 kB): line charts (loss) and bar charts (histograms).
+// A thin wrapper over uPlot (~50 kB): line charts (loss) and bar charts (histograms, or
+// named categories such as evaluation criteria: `xNames` labels x = 0, 1, 2…).
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -11,9 +12,11 @@ interface Props {
   xLabel?: string;
   yLabel?: string;
   height?: number;
+  xNames?: string[];
+  yRange?: [number, number];
 }
 
-export function Chart({ title, x, series, kind = "line", xLabel, yLabel, height = 240 }: Props) {
+export function Chart({ title, x, series, kind = "line", xLabel, yLabel, height = 240, xNames, yRange }: Props) {
   const box = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
@@ -24,8 +27,16 @@ export function Chart({ title, x, series, kind = "line", xLabel, yLabel, height 
       {
         width: Math.max(280, el.clientWidth || 600),
         height,
-        scales: { x: { time: false } },
-        axes: [{ label: xLabel }, { label: yLabel }],
+        scales: {
+          x: xNames ? { time: false, range: [-0.5, xNames.length - 0.5] } : { time: false },
+          ...(yRange ? { y: { range: yRange } } : {}),
+        },
+        axes: [
+          xNames
+            ? { label: xLabel, splits: () => xNames.map((_, i) => i), values: (_u, ticks) => ticks.map((i) => xNames[i] ?? "") }
+            : { label: xLabel },
+          { label: yLabel },
+        ],
         legend: { show: series.length > 1 },
         series: [
           {},
@@ -49,7 +60,7 @@ export function Chart({ title, x, series, kind = "line", xLabel, yLabel, height 
       observer?.disconnect();
       plot.destroy();
     };
-  }, [x, series, kind, xLabel, yLabel, height]);
+  }, [x, series, kind, xLabel, yLabel, height, xNames, yRange]);
 
   return <div className="chart" ref={box} role="img" aria-label={title} />;
 }
