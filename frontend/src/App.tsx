@@ -1,7 +1,10 @@
 import { useEffect } from "react";
 import { AdminLayout } from "./admin/AdminLayout";
+import { Audit } from "./admin/Audit";
 import { DatasetPage } from "./admin/DatasetPage";
 import { Datasets } from "./admin/Datasets";
+import { EvalRunPage } from "./admin/EvalRunPage";
+import { Evals } from "./admin/Evals";
 import { FineTunes } from "./admin/FineTunes";
 import { JobPage } from "./admin/JobPage";
 import { Models } from "./admin/Models";
@@ -31,6 +34,9 @@ export function App() {
     else if ((params = match("/admin/jobs/:id", path))) page = <JobPage jobId={params.id} />;
     else if (path.startsWith("/admin/jobs")) page = <FineTunes />;
     else if (path.startsWith("/admin/models")) page = <Models />;
+    else if ((params = match("/admin/evals/:id", path))) page = <EvalRunPage runId={params.id} />;
+    else if (path.startsWith("/admin/evals")) page = <Evals />;
+    else if (path.startsWith("/admin/audit")) page = <Audit />;
     return <AdminLayout key={path}>{page}</AdminLayout>;
   }
   return <ChatPage sessionId={null} />;

@@ -11,6 +11,8 @@ export function AdminLayout({ children }: { children: ReactNode }) {
     ["/admin/datasets", t("admin.datasets")],
     ["/admin/jobs", t("admin.finetunes")],
     ["/admin/models", t("admin.models")],
+    ["/admin/evals", t("admin.evals")],
+    ["/admin/audit", t("admin.audit")],
   ] as const;
   return (
     <div className="admin">
