@@ -167,12 +167,7 @@ def up(
         if engine_model is not None:
             # `transformers serve` refuses sampling fields outside OpenAI's schema.
             env.setdefault("MEDCHAT_ENGINE_SAMPLING_EXTRAS", "false")
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-        children.append(gateway)
+        # The worker first: once the gateway answers, fine-tunes can be queued and run.
         worker = subprocess.Popen(
             [
                 *(sys.executable, "-m", "celery", "-A", "services.worker.celery_app", "worker"),
@@ -185,9 +180,15 @@ def up(
             stdin=subprocess.DEVNULL,
         )
         children.append(worker)
+        _wait_worker(redis, worker, 90)
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        children.append(gateway)
         base = f"http://127.0.0.1:{port}"
         _wait(f"{base}/healthz", "the gateway", gateway, 60)
-        _wait_worker(redis, worker, 60)
         out.print(
             f"[bold green]DISC-MedChat is up[/bold green]\n"
             f"gateway   {base}   (API docs {base}/docs, readiness {base}/readyz)\n"

@@ -84,7 +84,7 @@ def _medchat(*args: str, env: dict[str, str], **kw: Any) -> subprocess.Popen[byt
     return subprocess.Popen([sys.executable, "-m", "services.cli", *args], cwd=REPO, env=env, **kw)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack() -> Iterator[Stack]:
     if reason := _missing():
         pytest.skip(reason)
@@ -166,7 +166,9 @@ def _stop_up(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in this
+# thread until it stops, and every later test that calls asyncio.run() would fail.
+@pytest.fixture(scope="package")
 def browser(stack: Stack) -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
