@@ -19,6 +19,20 @@ class WorkerSettings(PlatformSettings):
     # per-job Postgres lock keeps a redelivered job from running twice at once.
     visibility_timeout_s: int = 7 * 24 * 3600
 
+    # Where the trainer runs: a subprocess of this worker, or (on Kubernetes) a batch/v1 Job
+    # for one node or a Kubeflow PyTorchJob for several, which the worker creates and follows.
+    trainer_backend: Literal["subprocess", "k8s-job", "pytorchjob"] = "subprocess"
+    k8s_api_url: str = "https://kubernetes.default.svc"
+    k8s_namespace: str = "medchat"
+    # The pod's service-account credentials (in-cluster defaults).
+    k8s_token_path: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    k8s_ca_path: Path | None = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+    trainer_image: str = "disc-medchat/worker"
+    # PVC claim:mount pairs, mounted in training pods at the worker's own paths (k8s/base).
+    k8s_volumes: str = "medchat-data:/data,medchat-models:/data/models/disc-medllm"
+    k8s_gpus_per_node: int = 1
+    k8s_nodes: int = 2  # a PyTorchJob's node count (master + workers)
+
 
 @lru_cache
 def get_worker_settings() -> WorkerSettings:

@@ -102,13 +102,26 @@ def launcher(settings: WorkerSettings) -> str:
     return "torchrun"
 
 
-def command(kind: str, args_file: Path) -> list[str]:
+def command(
+    kind: str, args_file: Path, *, python: str = sys.executable, gpus: int | None = None
+) -> list[str]:
+    """The trainer's command line; `python` and `gpus` differ in a training pod."""
     module = ["-m", "trainer.train", "--train_args_file", str(args_file)]
+    n = gpu_count() if gpus is None else gpus
     if kind == "deepspeed":
-        return ["deepspeed", f"--num_gpus={gpu_count()}", "--module", *module[1:]]
+        return ["deepspeed", f"--num_gpus={n}", "--module", *module[1:]]
     if kind == "torchrun":
-        return ["torchrun", f"--nproc_per_node={gpu_count()}", *module]
-    return [sys.executable, *module]
+        return ["torchrun", f"--nproc_per_node={n}", *module]
+    return [python, *module]
+
+
+def pod_launcher(settings: WorkerSettings) -> str:
+    """The launcher inside a training pod: the setting, else by what the pod is given."""
+    if settings.trainer_launcher != "auto":
+        return settings.trainer_launcher
+    if settings.k8s_gpus_per_node == 0:
+        return "python"
+    return "torchrun" if settings.trainer_backend == "pytorchjob" else "deepspeed"
 
 
 def write_arguments(job_dir: Path, args: dict[str, Any]) -> Path:

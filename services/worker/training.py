@@ -27,7 +27,7 @@ from services.gateway.files.storage import FileStore
 from services.gateway.finetune import service
 from services.gateway.finetune.models import FineTuneCheckpoint, FineTuneJob
 
-from . import launch
+from . import kube, launch
 from .config import WorkerSettings
 from .db import sessions, task_engine
 
@@ -88,7 +88,8 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
         await _fail(db, job, "model_not_found", f"model {job.model!r} left the registry")
         return
     profile = model_profile(model_dir, settings.profile)
-    kind = launch.launcher(settings)
+    on_k8s = settings.trainer_backend != "subprocess"
+    kind = launch.pod_launcher(settings) if on_k8s else launch.launcher(settings)
     progress = job_dir / "progress.jsonl"
     progress.unlink(missing_ok=True)
     stored = await db.get(StoredFile, job.training_file)
@@ -109,10 +110,19 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
         **job.hyperparameters,
         **launch.resolve_hyperparameters(job.hyperparameters),
     }
-    argv = launch.command(kind, launch.write_arguments(job_dir, args))
-    await service.add_event(db=db, job_id=job.id, message=f"Launching the trainer ({kind})")
+    args_file = launch.write_arguments(job_dir, args)
+    where = settings.trainer_backend if on_k8s else "a subprocess"
+    await service.add_event(
+        db=db, job_id=job.id, message=f"Launching the trainer ({kind}, {where})"
+    )
     await db.commit()
-    outcome = await _supervise(job, db, redis, argv, job_dir, progress)
+    if on_k8s:
+        argv = launch.command(kind, args_file, python="python", gpus=settings.k8s_gpus_per_node)
+        outcome = await _supervise_k8s(job, db, redis, argv, progress, settings)
+    else:
+        outcome = await _supervise(
+            job, db, redis, launch.command(kind, args_file), job_dir, progress
+        )
     await db.refresh(job)
     if outcome.cancelled:
         await service.finish(db=db, job=job, status="cancelled", message="The job was cancelled")
@@ -207,6 +217,49 @@ async def _supervise(
                 await _stop_group(proc)
     outcome.returncode = proc.returncode
     return outcome
+
+
+async def _supervise_k8s(
+    job: FineTuneJob,
+    db: AsyncSession,
+    redis: Redis,
+    argv: list[str],
+    progress: Path,
+    settings: WorkerSettings,
+) -> Outcome:
+    """The same loop for a training Job or PyTorchJob: progress from the shared volume,
+    the cancel flag, the resource's status; deleted on cancel or if this task is stopped."""
+    kind: kube.Kind = "pytorchjob" if settings.trainer_backend == "pytorchjob" else "k8s-job"
+    body = kube.manifest(kind, job.id, argv, settings)
+    name = body["metadata"]["name"]
+    api = kube.KubeApi(settings)
+    outcome = Outcome()
+    offset = 0
+    finished = False
+    try:
+        await api.create(kind, body)
+        await service.add_event(db=db, job_id=job.id, message=f"Created {body['kind']} {name}")
+        await db.commit()
+        while True:
+            await asyncio.sleep(POLL_S)
+            offset = await _forward(job, db, redis, progress, offset, outcome)
+            state, why = await api.state(kind, name)
+            if state != "running":
+                offset = await _forward(job, db, redis, progress, offset, outcome)
+                outcome.returncode = 0 if state == "succeeded" else 1
+                if why:
+                    await service.add_event(db=db, job_id=job.id, level="error", message=why)
+                finished = True
+                return outcome
+            await db.refresh(job, ["cancel_requested"])
+            await db.commit()
+            if job.cancel_requested:
+                outcome.cancelled = True
+                return outcome
+    finally:
+        if not finished:
+            await api.delete(kind, name)
+        await api.close()
 
 
 async def _stop_group(proc: asyncio.subprocess.Process) -> None:

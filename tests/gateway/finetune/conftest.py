@@ -3,6 +3,7 @@ tiny base model in the model registry."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from celery import Celery
 
 from services.gateway.config import GatewaySettings
 from services.worker.queue import broker_url
+from tests.gateway.files.test_files import upload
 from tests.support.servers import stop_process
 from tests.support.tiny_model import build_tiny_marker_model
+from tests.support.tokenizers import SFT_EXAMPLES
 
 BASE_MODEL = "tiny-disc"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -51,9 +54,10 @@ def worker_env(settings: GatewaySettings) -> dict[str, str]:
 class Worker:
     """A Celery worker process, started and stopped (or killed) by the test."""
 
-    def __init__(self, settings: GatewaySettings, log: Path):
+    def __init__(self, settings: GatewaySettings, log: Path, env: dict[str, str] | None = None):
         self.settings = settings
         self.log = log
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -64,7 +68,7 @@ class Worker:
                     *(sys.executable, "-m", "celery", "-A", "services.worker.celery_app"),
                     *("worker", "-Q", "validate,train", "--pool", "solo", "--hostname", name),
                 ],
-                env=worker_env(self.settings),
+                env=worker_env(self.settings) | self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -111,3 +115,54 @@ def wait_for(
             return job
         assert time.monotonic() < deadline, (job, worker.tail() if worker else "")
         time.sleep(0.3)
+
+
+# Learned by a random 2-layer model in a few seconds: short, distinct questions and answers
+# taken from DISC-MedLLM's shipped conversations (first question, the answer's opening).
+N_ROWS = 4
+
+
+def tiny_dataset() -> tuple[bytes, list[tuple[str, str]]]:
+    pairs = []
+    for line in SFT_EXAMPLES.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        turns = row.get("conversation") or row.get("messages") or []
+        if len(turns) >= 2 and turns[0]["role"] == "user" and turns[1]["role"] == "assistant":
+            pairs.append((turns[0]["content"][:16], turns[1]["content"][:10]))
+        if len(pairs) == N_ROWS:
+            break
+    data = b"".join(
+        json.dumps(
+            {"conversation": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+        for q, a in pairs
+    )
+    return data, pairs
+
+
+def create(admin: httpx.Client, base_model: str, file_id: str, **hp: Any) -> dict[str, Any]:
+    hyper = {"n_epochs": 40, "batch_size": 2, "learning_rate_multiplier": 500} | hp
+    r = admin.post(
+        "/v1/fine_tuning/jobs",
+        json={
+            "model": base_model,
+            "training_file": file_id,
+            "suffix": "tiny",
+            "seed": 1,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
+            "max_seq_length": 128,
+        },
+    )
+    assert r.status_code == 200, r.text
+    job: dict[str, Any] = r.json()
+    return job
+
+
+@pytest.fixture
+def tiny_file(admin: httpx.Client) -> tuple[str, list[tuple[str, str]]]:
+    data, pairs = tiny_dataset()
+    r = upload(admin, data, "tiny.jsonl")
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"]), pairs

@@ -5,7 +5,6 @@ and two jobs in order."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -20,63 +19,11 @@ import pytest
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from tests.gateway.conftest import make_key
-from tests.gateway.files.test_files import upload
 from tests.support.servers import serve, transformers_serve
-from tests.support.tokenizers import SFT_EXAMPLES
 
-from .conftest import TERMINAL, Worker, wait_for
+from .conftest import TERMINAL, Worker, create, wait_for
 
 pytest.importorskip("torch", reason="training needs torch (the serve or train extra)")
-
-# Learned by a random 2-layer model in a few seconds: short, distinct questions and answers
-# taken from DISC-MedLLM's shipped conversations (first question, the answer's opening).
-N_ROWS = 4
-
-
-def tiny_dataset() -> tuple[bytes, list[tuple[str, str]]]:
-    pairs = []
-    for line in SFT_EXAMPLES.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        turns = row.get("conversation") or row.get("messages") or []
-        if len(turns) >= 2 and turns[0]["role"] == "user" and turns[1]["role"] == "assistant":
-            pairs.append((turns[0]["content"][:16], turns[1]["content"][:10]))
-        if len(pairs) == N_ROWS:
-            break
-    data = b"".join(
-        json.dumps(
-            {"conversation": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
-            ensure_ascii=False,
-        ).encode()
-        + b"\n"
-        for q, a in pairs
-    )
-    return data, pairs
-
-
-def create(admin: httpx.Client, base_model: str, file_id: str, **hp: Any) -> dict[str, Any]:
-    hyper = {"n_epochs": 40, "batch_size": 2, "learning_rate_multiplier": 500} | hp
-    r = admin.post(
-        "/v1/fine_tuning/jobs",
-        json={
-            "model": base_model,
-            "training_file": file_id,
-            "suffix": "tiny",
-            "seed": 1,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
-            "max_seq_length": 128,
-        },
-    )
-    assert r.status_code == 200, r.text
-    job: dict[str, Any] = r.json()
-    return job
-
-
-@pytest.fixture
-def tiny_file(admin: httpx.Client) -> tuple[str, list[tuple[str, str]]]:
-    data, pairs = tiny_dataset()
-    r = upload(admin, data, "tiny.jsonl")
-    assert r.status_code == 200, r.text
-    return str(r.json()["id"]), pairs
 
 
 @pytest.fixture
