@@ -76,3 +76,25 @@ def test_broken_line_is_shown_by_number(
     failure.wait_for()
     assert failure.get_by_test_id("problem-line").all_inner_texts() == ["3"]
     screenshot(page, "upload-broken")
+
+
+def test_audit_log_shows_the_admins_upload(
+    page: Page, stack: Stack, admin_email: str, tmp_path: Path
+) -> None:
+    turns = [{"role": "user", "content": "头痛"}, {"role": "assistant", "content": "多休息"}]
+    good = tmp_path / "audited.jsonl"
+    good.write_text(json.dumps({"conversation": turns}, ensure_ascii=False) + "\n", "utf-8")
+    sign_in(page, stack, admin_email)
+    page.get_by_label("JSONL 文件").set_input_files(str(good))
+    page.get_by_role("button", name="上传", exact=True).click()
+    page.wait_for_url(re.compile(r"/admin/datasets/[^/]+$"))
+    file_id = page.url.rsplit("/", 1)[-1]
+    page.get_by_role("link", name="审计日志").click()
+    page.get_by_label("操作（前缀）").fill("file.upload")
+    page.get_by_role("button", name="筛选").click()
+    row = page.get_by_role("row").filter(has_text=f"file:{file_id}")
+    row.wait_for()
+    text = row.inner_text()
+    assert "file.upload" in text and "admin" in text and "cookie" in text, text
+    assert "头痛" not in page.content()  # the log holds no content
+    screenshot(page, "audit-log")

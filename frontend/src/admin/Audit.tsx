@@ -132,20 +132,20 @@ function AuditTable({ rows }: { rows: AuditEntry[] }) {
         <tbody>
           {rows.map((r) => (
             <tr key={r.id}>
-              <td>{whenIso(r.at, lang)}</td>
-              <td>
+              <td className="nowrap">{whenIso(r.at, lang)}</td>
+              <td className="nowrap">
                 <code>{r.action}</code>
               </td>
-              <td title={r.actor_id ?? undefined}>
+              <td className="nowrap" title={r.actor_id ?? undefined}>
                 {r.actor_role ?? ""} <code>{short(r.actor_id)}</code>
               </td>
               <td>{r.via}</td>
-              <td>{r.target_type ? `${r.target_type}:${r.target_id ?? ""}` : (r.target_id ?? "")}</td>
+              <td className="ids">{r.target_type ? `${r.target_type}:${r.target_id ?? ""}` : (r.target_id ?? "")}</td>
               <td title={r.subject_id ?? undefined}>
                 <code>{short(r.subject_id)}</code>
               </td>
-              <td>{r.ip ?? ""}</td>
-              <td>
+              <td className="nowrap">{r.ip ?? ""}</td>
+              <td className="ids">
                 <code>{r.request_id ?? ""}</code>
               </td>
               <td>{r.details && <code className="audit-details">{JSON.stringify(r.details)}</code>}</td>
