@@ -141,6 +141,9 @@ def serve_gateway(port: int) -> None:
     async def sql_counts() -> dict[str, int]:
         return dict(counts)
 
+    # Ahead of the web UI's catch-all mount, which create_app adds last.
+    app.router.routes.insert(0, app.router.routes.pop())
+
     uvicorn.run(
         app,
         host=HOST,
