@@ -30,6 +30,8 @@ class PlatformSettings(BaseSettings):
     guest_retention_hours: int | None = None
     file_retention_days: int | None = None
     retention_interval_s: int = 3600
+    # A fine-tune whose worker died resumes from its last checkpoint (else it fails).
+    resume_interrupted_jobs: bool = False
 
     @property
     def celery_broker(self) -> str:

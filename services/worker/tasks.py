@@ -53,18 +53,19 @@ def retention() -> None:
 async def _reap() -> list[str]:
     settings = get_worker_settings()
     async with task_engine(settings.database_url) as engine, sessions(engine)() as db:
-        dead = await service.reap_dead_jobs(db=db)
+        requeued = await service.reap_dead_jobs(db=db, resume=settings.resume_interrupted_jobs)
         await db.commit()
-    return dead
+    return requeued
 
 
 @worker_ready.connect
 def reap_on_start(**_: Any) -> None:
     """Jobs left `running` by a worker that died are failed when a worker starts again."""
     try:
-        dead = asyncio.run(_reap())
+        requeued = asyncio.run(_reap())
     except Exception:  # the database may not be up yet; the gateway reaps on read too
         log.exception("could not check for jobs left running")
         return
-    if dead:
-        log.warning("failed %d job(s) whose worker had died: %s", len(dead), ", ".join(dead))
+    for job_id in requeued:
+        log.warning("resuming job %s whose worker had died", job_id)
+        train.delay(job_id)

@@ -63,9 +63,11 @@ async def train_job(job_id: str, settings: WorkerSettings) -> None:
             if job is None:
                 return
             if job.status == "running":  # we hold its lock, so its runner is gone
-                await service.reap_dead_jobs(db=db)
+                await service.runner_gone(
+                    db=db, job_id=job_id, resume=settings.resume_interrupted_jobs
+                )
                 await db.commit()
-                return
+                await db.refresh(job)
             if job.status != "queued" or job.cancel_requested:
                 return
             job.status, job.started_at = "running", utcnow()
@@ -91,10 +93,15 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
     on_k8s = settings.trainer_backend != "subprocess"
     kind = launch.pod_launcher(settings) if on_k8s else launch.launcher(settings)
     progress = job_dir / "progress.jsonl"
-    progress.unlink(missing_ok=True)
+    output_dir = job_dir / "output"
+    # A job resumed after its worker died continues from its last checkpoint, and only the
+    # progress lines written from now on are new.
+    resuming = any(output_dir.glob("checkpoint-*"))
+    if not resuming:
+        progress.unlink(missing_ok=True)
+    start = progress.stat().st_size if progress.exists() else 0
     stored = await db.get(StoredFile, job.training_file)
     training_rows = stored.rows if stored else 1
-    output_dir = job_dir / "output"
     args = launch.trainer_arguments(
         job,
         model_dir=model_dir,
@@ -106,6 +113,8 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
         progress_file=progress,
         rows=training_rows,
     )
+    if resuming:
+        args["resume_from_checkpoint"] = True
     job.hyperparameters = {
         **job.hyperparameters,
         **launch.resolve_hyperparameters(job.hyperparameters),
@@ -118,11 +127,10 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
     await db.commit()
     if on_k8s:
         argv = launch.command(kind, args_file, python="python", gpus=settings.k8s_gpus_per_node)
-        outcome = await _supervise_k8s(job, db, redis, argv, progress, settings)
+        outcome = await _supervise_k8s(job, db, redis, argv, progress, start, settings)
     else:
-        outcome = await _supervise(
-            job, db, redis, launch.command(kind, args_file), job_dir, progress
-        )
+        argv = launch.command(kind, args_file)
+        outcome = await _supervise(job, db, redis, argv, job_dir, progress, start)
     await db.refresh(job)
     if outcome.cancelled:
         await service.finish(db=db, job=job, status="cancelled", message="The job was cancelled")
@@ -188,6 +196,7 @@ async def _supervise(
     argv: list[str],
     job_dir: Path,
     progress: Path,
+    offset: int,
 ) -> Outcome:
     outcome = Outcome()
     with (job_dir / "trainer.log").open("ab") as log_file:
@@ -199,7 +208,6 @@ async def _supervise(
             start_new_session=True,  # its own process group: a cancel reaches every rank
             preexec_fn=_die_with_parent,
         )
-        offset = 0
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -225,6 +233,7 @@ async def _supervise_k8s(
     redis: Redis,
     argv: list[str],
     progress: Path,
+    offset: int,
     settings: WorkerSettings,
 ) -> Outcome:
     """The same loop for a training Job or PyTorchJob: progress from the shared volume,
@@ -234,7 +243,6 @@ async def _supervise_k8s(
     name = body["metadata"]["name"]
     api = kube.KubeApi(settings)
     outcome = Outcome()
-    offset = 0
     finished = False
     try:
         await api.create(kind, body)

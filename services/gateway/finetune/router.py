@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated
 
 import anyio.to_thread
@@ -22,7 +23,7 @@ from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, NotFound
 from services.gateway.files.service import get_file
-from services.worker.queue import VALIDATE_TASK
+from services.worker.queue import TRAIN_TASK, VALIDATE_TASK
 
 from . import service
 from .models import FINAL, FineTuneCheckpoint, FineTuneJob
@@ -110,23 +111,32 @@ async def create_job(
     return JobObject.of(job)
 
 
+async def _reap(request: Request, db: Db) -> None:
+    """Jobs whose worker died are failed, or queued again to resume (by setting)."""
+    resume = request.app.state.settings.resume_interrupted_jobs
+    requeued = await service.reap_dead_jobs(db=db, resume=resume)
+    await db.commit()
+    celery = request.app.state.celery
+    for job_id in requeued:
+        await anyio.to_thread.run_sync(partial(celery.send_task, TRAIN_TASK, args=[job_id]))
+
+
 @router.get("", response_model=JobList)
 async def list_jobs(
+    request: Request,
     db: Db,
     _: AdminPrincipal,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
 ) -> JobList:
-    await service.reap_dead_jobs(db=db)
-    await db.commit()
+    await _reap(request, db)
     page = await service.list_jobs(db=db, limit=limit + 1, after=after)
     return JobList(data=[JobObject.of(j) for j in page[:limit]], has_more=len(page) > limit)
 
 
 @router.get("/{job_id}", response_model=JobObject)
-async def retrieve_job(job_id: str, db: Db, _: AdminPrincipal) -> JobObject:
-    await service.reap_dead_jobs(db=db)
-    await db.commit()
+async def retrieve_job(job_id: str, request: Request, db: Db, _: AdminPrincipal) -> JobObject:
+    await _reap(request, db)
     return JobObject.of(await _job(db, job_id))
 
 

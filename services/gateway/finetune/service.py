@@ -151,8 +151,10 @@ async def runner_alive(conn: AsyncConnection, job_id: str) -> bool:
     return not got
 
 
-async def reap_dead_jobs(*, db: AsyncSession) -> list[str]:
-    """Fail running jobs whose runner died (killed worker, lost host): never `running` forever."""
+async def reap_dead_jobs(*, db: AsyncSession, resume: bool = False) -> list[str]:
+    """Running jobs whose runner died (killed worker, lost host) are never left `running`:
+    with `resume` and a checkpoint to resume from they go back to `queued` (returned: the
+    caller queues them again); otherwise they fail."""
     running = (
         await db.scalars(select(FineTuneJob.id).where(FineTuneJob.status == "running"))
     ).all()
@@ -160,29 +162,42 @@ async def reap_dead_jobs(*, db: AsyncSession) -> list[str]:
         return []
     conn = await db.connection()
     dead = [job_id for job_id in running if not await runner_alive(conn, job_id)]
-    for job_id in dead:
-        changed = await db.execute(
-            update(FineTuneJob)
-            .where(FineTuneJob.id == job_id, FineTuneJob.status == "running")
-            .values(
-                status="failed",
-                finished_at=utcnow(),
-                error={
-                    "code": "worker_lost",
-                    "message": "the worker running this job stopped (killed or its host lost);"
-                    " create the job again to retry",
-                    "param": None,
-                },
-            )
-        )
-        if changed.rowcount:  # type: ignore[attr-defined]
-            await add_event(
-                db=db,
-                job_id=job_id,
-                level="error",
-                message="The worker running this job stopped; the job failed",
-            )
-    return dead
+    return [job_id for job_id in dead if await runner_gone(db=db, job_id=job_id, resume=resume)]
+
+
+async def runner_gone(*, db: AsyncSession, job_id: str, resume: bool) -> bool:
+    """A running job whose runner is gone: back to `queued` when resuming is on and a
+    checkpoint exists (True: queue it again), else failed."""
+    last = await db.scalar(
+        select(FineTuneCheckpoint.step)
+        .where(FineTuneCheckpoint.job_id == job_id)
+        .order_by(FineTuneCheckpoint.step.desc())
+        .limit(1)
+    )
+    if resume and last is not None:
+        values: dict[str, Any] = {"status": "queued"}
+        message, level = f"The worker running this job stopped; resuming from step {last}", "info"
+    else:
+        values = {
+            "status": "failed",
+            "finished_at": utcnow(),
+            "error": {
+                "code": "worker_lost",
+                "message": "the worker running this job stopped (killed or its host lost);"
+                " create the job again to retry",
+                "param": None,
+            },
+        }
+        message, level = "The worker running this job stopped; the job failed", "error"
+    changed = await db.execute(
+        update(FineTuneJob)
+        .where(FineTuneJob.id == job_id, FineTuneJob.status == "running")
+        .values(**values)
+    )
+    if not changed.rowcount:  # type: ignore[attr-defined]
+        return False
+    await add_event(db=db, job_id=job_id, level=level, message=message)
+    return bool(values["status"] == "queued")
 
 
 def is_active(job: FineTuneJob) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
@@ -217,3 +218,36 @@ def _alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return status.exists() and "zombie" not in status.read_text()
+
+
+def test_a_killed_worker_s_job_resumes_from_its_checkpoint_when_enabled(
+    admin: httpx.Client,
+    base_model: str,
+    gateway_settings: GatewaySettings,
+    tmp_path: Path,
+    tiny_file: tuple[str, list[tuple[str, str]]],
+) -> None:
+    redis.Redis.from_url(gateway_settings.celery_broker).flushdb()
+    env = {"MEDCHAT_RESUME_INTERRUPTED_JOBS": "true"}
+    first = Worker(gateway_settings, tmp_path / "first.log", env=env)
+    first.start()
+    job, _ = running_job(admin, base_model, first, tiny_file[0])
+    path = f"/v1/fine_tuning/jobs/{job['id']}/checkpoints"
+    wait_for(admin, job["id"], lambda _: bool(admin.get(path).json()["data"]), worker=first)
+    assert first.proc is not None
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    first.proc = None
+
+    second = Worker(gateway_settings, tmp_path / "second.log", env=env)
+    second.start()  # finds the job's runner gone and queues it again
+    try:
+        done = wait_for(admin, job["id"], lambda j: j["status"] in TERMINAL, worker=second)
+    finally:
+        second.stop()
+    assert done["status"] == "succeeded", (done, second.tail())
+    events = _events(admin, job["id"])
+    resumed = [e for e in events if "resuming from step" in e["message"]]
+    assert len(resumed) == 1
+    starts = [e["data"] for e in events if (e["data"] or {}).get("event") == "start"]
+    assert starts[0]["start_step"] == 0 and starts[-1]["start_step"] > 0
