@@ -93,13 +93,14 @@ async def set_consent(
 async def _rated_conversations(db: Db) -> list[tuple[uuid.UUID, list[Message]]]:
     """Conversations of consenting patients up to their last answer rated helpful, with no
     answer rated unhelpful kept."""
-    rated = await db.execute(
+    result = await db.execute(
         select(Message.session_id, Message.seq, Feedback.helpful)
         .join(Feedback, Feedback.message_id == Message.id)
         .join(ChatSession, ChatSession.id == Message.session_id)
         .join(User, User.id == ChatSession.user_id)
         .where(User.training_consent_at.is_not(None))
     )
+    rated = result.all()  # read twice below
     cut: dict[uuid.UUID, int] = {}
     for session_id, seq, helpful in rated:
         if helpful:
