@@ -1,6 +1,6 @@
 import { useEffect, useId, useState } from "react";
 import type { FormEvent } from "react";
-import { api, ApiError, unwrap, type EvalRunCreate } from "../api/client";
+import { api, ApiError, modelIds, type EvalRunCreate, unwrap } from "../api/client";
 import { useI18n } from "../i18n";
 import { navigate } from "../router";
 
@@ -26,9 +26,8 @@ export function EvalForm() {
   const id = useId();
 
   useEffect(() => {
-    unwrap(api.GET("/v1/models"))
-      .then((l) => {
-        const ids = ((l as { data?: { id: string }[] }).data ?? []).map((m) => m.id);
+    modelIds()
+      .then((ids) => {
         setModels(ids);
         setForm((f) => ({ ...f, model: f.model || ids[0] || "" }));
       })

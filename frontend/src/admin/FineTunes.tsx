@@ -1,6 +1,6 @@
 import { useEffect, useId, useState } from "react";
 import type { FormEvent } from "react";
-import { api, ApiError, unwrap, type FileObject, type Job } from "../api/client";
+import { api, ApiError, modelIds, type FileObject, type Job, unwrap } from "../api/client";
 import { useI18n } from "../i18n";
 import { Link, navigate } from "../router";
 import { when } from "./format";
@@ -41,9 +41,8 @@ export function FineTunes() {
         setForm((f) => ({ ...f, training_file: f.training_file || l.data[0]?.id || "" }));
       })
       .catch(() => undefined);
-    unwrap(api.GET("/v1/models"))
-      .then((l) => {
-        const ids = ((l as { data?: { id: string }[] }).data ?? []).map((m) => m.id);
+    modelIds()
+      .then((ids) => {
         setModels(ids);
         setForm((f) => ({ ...f, model: f.model || ids[0] || "" }));
       })

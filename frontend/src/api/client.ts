@@ -104,3 +104,9 @@ export async function unwrap<T>(
   if (!response.ok) throw await errorFrom(response, error ?? null);
   return data as T;
 }
+
+/** Ids of the models the gateway lists (served first), for model pickers. */
+export async function modelIds(): Promise<string[]> {
+  const list = await unwrap(api.GET("/v1/models"));
+  return ((list as { data?: { id: string }[] }).data ?? []).map((m) => m.id);
+}
