@@ -42,6 +42,35 @@ def _wait(url: str, what: str, proc: subprocess.Popen[bytes], timeout_s: float) 
     raise click.ClickException(f"{what} did not answer {url} within {timeout_s:.0f} s")
 
 
+def _start_transformers_serve(model: str, engine_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`transformers serve`, unpinned so that it loads whichever model directory a request
+    names (the admin's serving choice), idle models kept loaded; `model` loaded up front.
+    Returns the process and the engine's name for `model`."""
+    port = engine_url.rsplit(":", 1)[1]
+    name = str(Path(model).resolve()) if Path(model).is_dir() else model
+    engine = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "transformers.cli.transformers", "serve"),
+            *("--host", "127.0.0.1", "--port", port, "--device", "cpu", "--model-timeout", "-1"),
+        ],
+        # Offline: the model is local, and the CLI would ask PyPI for a newer version.
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"},
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        _wait(f"{engine_url}/v1/models", "transformers serve", engine, 300)
+        # The first request loads the model; the gateway's checks then find it listed.
+        httpx.post(
+            f"{engine_url}/v1/completions",
+            json={"model": name, "prompt": "hello", "max_tokens": 1},
+            timeout=300,
+        ).raise_for_status()
+    except (httpx.HTTPError, click.ClickException) as exc:
+        engine.terminate()
+        raise click.ClickException(f"transformers serve could not load {model}: {exc}") from exc
+    return engine, name
+
+
 def _register_base(models_dir: Path, model: Path) -> None:
     """The served model can be fine-tuned: link it into the registry under its name."""
     link = models_dir / model.resolve().name
@@ -134,22 +163,9 @@ def up(
         upgrade(db)
         engine_model = None
         if model and not engine_url:
-            engine_port = _free_port()
-            engine_url, protocol = f"http://127.0.0.1:{engine_port}", "openai"
-            engine = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "transformers.cli.transformers", "serve", model),
-                    *("--host", "127.0.0.1", "--port", str(engine_port), "--device", "cpu"),
-                ],
-                # Offline: the model is local, and the CLI would ask PyPI for a newer version.
-                env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"},
-                stdin=subprocess.DEVNULL,
-            )
+            engine_url, protocol = f"http://127.0.0.1:{_free_port()}", "openai"
+            engine, engine_model = _start_transformers_serve(model, engine_url)
             children.append(engine)
-            _wait(f"{engine_url}/v1/models", "transformers serve", engine, 300)
-            # The only `model` the server accepts is the id it lists.
-            engine_model = httpx.get(f"{engine_url}/v1/models").json()["data"][0]["id"]
-        assert engine_url is not None
         if model and Path(model).is_dir():
             _register_base(data_dir / "models", Path(model))
         env = {
@@ -167,6 +183,9 @@ def up(
         if engine_model is not None:
             # `transformers serve` refuses sampling fields outside OpenAI's schema.
             env.setdefault("MEDCHAT_ENGINE_SAMPLING_EXTRAS", "false")
+            # It loads any model directory asked for: a fine-tune the admin chooses to serve
+            # is named by its directory.
+            env["MEDCHAT_ENGINE_MODEL_REF"] = "path"
         # The worker first: once the gateway answers, fine-tunes can be queued and run.
         worker = subprocess.Popen(
             [

@@ -41,6 +41,8 @@ from .openai_api.router import router as openai_router
 from .openai_api.usage import UsageRecorder
 from .ratelimit import RateLimiter
 from .ratelimit import response_headers as ratelimit_headers
+from .serving.router import router as serving_router
+from .serving.service import ServingState, default_served
 from .sessions.router import router as sessions_router
 from .webui import mount_webui
 
@@ -94,7 +96,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.usage = UsageRecorder(app.state.sessionmaker, settings.usage_flush_s)
         app.state.usage.start()
         default_rules()  # compile the emergency rules now, not on the first patient's message
-        app.state.chat = ChatRuntime(settings, make_engine_client(settings), load_format(settings))
+        serving = ServingState(
+            app.state.sessionmaker, default_served(settings), settings.serving_refresh_s
+        )
+        app.state.chat = ChatRuntime(
+            settings, make_engine_client(settings), load_format(settings), serving
+        )
         app.state.stops = StopBus(redis, app.state.chat.stop)
         app.state.stops.start()
         canary = await app.state.chat.check_engine()
@@ -139,6 +146,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(files_router)
     app.include_router(finetune_router)
     app.include_router(evals_router)
+    app.include_router(serving_router)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def prometheus() -> Response:

@@ -27,6 +27,18 @@ class GatewaySettings(PlatformSettings):
     # "enforce": refuse to chat when the engine tokenizes the canary prompt differently;
     # "warn": log it and serve anyway (e.g. while migrating an engine).
     engine_tokenization_check: Literal["enforce", "warn"] = "enforce"
+    # How the engine names a registered model (fine-tunes, other bases): "name" — by its
+    # registry name, as vLLM `--lora-modules NAME=PATH` and TGI `LORA_ADAPTERS` declare it;
+    # "path" — by its directory, as an unpinned `transformers serve` loads it on demand.
+    engine_model_ref: Literal["name", "path"] = "name"
+    # TGI's LORA_ADAPTERS, as given to TGI ("NAME=PATH,..."): TGI answers an unknown
+    # adapter_id with the base model instead of an error, so only these can be chosen.
+    engine_adapters: str = ""
+    # vLLM started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True: a chosen
+    # adapter it does not list is loaded through /v1/load_lora_adapter.
+    engine_runtime_lora: bool = False
+    # How long a gateway process keeps the admin's serving choice before reading it again.
+    serving_refresh_s: float = 5.0
 
     # The conversation format.
     tokenizer_path: Path | None = None

@@ -8,6 +8,7 @@ from services.gateway.evals.models import EvalCase, EvalRun
 from services.gateway.feedback.models import Feedback
 from services.gateway.files.models import StoredFile
 from services.gateway.finetune.models import FineTuneCheckpoint, FineTuneEvent, FineTuneJob
+from services.gateway.serving.models import ServingChoice
 from services.gateway.sessions.models import ChatSession, Message
 
 metadata = Base.metadata
@@ -25,6 +26,7 @@ __all__ = [
     "FineTuneJob",
     "LoginSession",
     "Message",
+    "ServingChoice",
     "StoredFile",
     "User",
     "metadata",

@@ -92,6 +92,7 @@ class EngineState:
     mode: Mode = "ok"
     requests: list[dict[str, Any]] = field(default_factory=list)  # {"method","path","body"}
     disconnects: int = 0  # generations whose client left before the end
+    loaded_loras: dict[str, str] = field(default_factory=dict)  # runtime-loaded: name -> path
 
     def apply(self, fields: Mapping[str, Any]) -> None:
         """Set scripted fields; `reset: true` clears what was recorded. All-or-nothing."""
@@ -146,6 +147,13 @@ class EngineConfig:
     max_stop_sequences: int = 4
     max_client_batch_size: int = 4
     version: str = "3.3.6"
+    # TGI's LORA_ADAPTERS ids. TGI answers an adapter_id it did not load with the base model
+    # (its server maps unknown ids to adapter index 0), and so does the emulator.
+    adapters: tuple[str, ...] = ()
+    # vLLM's `--lora-modules` names, listed by /v1/models and accepted as `model`.
+    lora_modules: tuple[str, ...] = ()
+    # vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True: /v1/load_lora_adapter exists.
+    runtime_lora: bool = False
 
 
 # ------------------------------------------------------------------ generation plan
@@ -289,6 +297,9 @@ def _serde_problem(body: Any) -> str | None:
     params = body["parameters"]
     if not isinstance(params, dict):
         return "parameters: invalid type: expected struct GenerateParameters"
+    adapter_id = params.get("adapter_id")
+    if adapter_id is not None and not isinstance(adapter_id, str):
+        return "parameters.adapter_id: invalid type: expected a string"
     for name in _UNSIGNED_OPTIONAL:
         value = params.get(name)
         if value is not None and not (_is_int(value) and value >= 0):
@@ -669,16 +680,49 @@ class Engine:
 
     # -------------------------------------------------------------- OpenAI-compatible
 
+    def _served(self) -> list[str]:
+        return [self.config.model_id, *self.config.lora_modules, *self.state.loaded_loras]
+
     async def models(self, request: web.Request) -> web.StreamResponse:
         cfg = self.config
-        model = {
-            "id": cfg.model_id,
-            "object": "model",
-            "created": self._created,
-            "owned_by": "engine-emulator",
-            "max_model_len": cfg.max_total_tokens,  # vLLM's field; gateways size prompts by it
-        }
-        return _json({"object": "list", "data": [model]})
+        models = [
+            {
+                "id": name,
+                "object": "model",
+                "created": self._created,
+                "owned_by": "engine-emulator",
+                # vLLM's fields: adapters name their base as parent; gateways size prompts
+                # by max_model_len.
+                "parent": None if name == cfg.model_id else cfg.model_id,
+                "max_model_len": cfg.max_total_tokens,
+            }
+            for name in self._served()
+        ]
+        return _json({"object": "list", "data": models})
+
+    async def load_lora_adapter(self, request: web.Request) -> web.StreamResponse:
+        """vLLM's runtime adapter loading (messages as vLLM's serving_models.py words them)."""
+        if not self.config.runtime_lora:
+            return _json({"detail": "Not Found"}, 404)  # the route exists only when enabled
+        body: Any = None
+        with suppress(orjson.JSONDecodeError):
+            body = orjson.loads(await request.read())
+        name = body.get("lora_name") if isinstance(body, dict) else None
+        path = body.get("lora_path") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
+            return _openai_error(
+                400, "Both 'lora_name' and 'lora_path' must be provided.", "InvalidUserInput"
+            )
+        if name in self._served():
+            return _openai_error(
+                400, f"The lora adapter '{name}' has already been loaded.", "InvalidUserInput"
+            )
+        if not (Path(path) / "adapter_config.json").is_file():
+            return _openai_error(
+                404, f"Loading lora {name} failed: No adapter found for {path}", "NotFoundError"
+            )
+        self.state.loaded_loras[name] = path
+        return _text(200, f"Success: LoRA adapter '{name}' added successfully.")
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         mode = self.state.mode
@@ -697,7 +741,7 @@ class Engine:
         if not isinstance(prompt, str):
             return _openai_error(400, "prompt must be a string", "BadRequestError")
         model = body.get("model")
-        if model is not None and model != self.config.model_id:
+        if model is not None and model not in self._served():
             return _openai_error(404, f"The model `{model}` does not exist.", "NotFoundError")
         max_tokens = body.get("max_tokens")
         if max_tokens is not None and not (_is_int(max_tokens) and max_tokens >= 1):
@@ -716,7 +760,7 @@ class Engine:
             "id": f"cmpl-{next(self._completion_ids)}",
             "object": "text_completion",
             "created": int(time.time()),
-            "model": self.config.model_id,
+            "model": model or self.config.model_id,
             "system_fingerprint": f"{self.config.version}-emulator",
         }
         finish = "stop" if plan.finish_reason == "eos_token" else "length"
@@ -855,6 +899,7 @@ def create_app(
     app.router.add_post("/generate_stream", engine.generate_stream)
     app.router.add_post("/v1/completions", engine.completions)
     app.router.add_get("/v1/models", engine.models)
+    app.router.add_post("/v1/load_lora_adapter", engine.load_lora_adapter)
     app.router.add_get(CONTROL_PATH, engine.get_control)
     app.router.add_post(CONTROL_PATH, engine.post_control)
     return app
@@ -978,6 +1023,9 @@ def run_emulator(
     max_input_tokens: int | None = None,
     max_total_tokens: int | None = None,
     model_id: str | None = None,
+    adapters: tuple[str, ...] = (),
+    lora_modules: tuple[str, ...] = (),
+    runtime_lora: bool = False,
     startup_timeout: float = 20.0,
 ) -> Iterator[EmulatorHandle]:
     """Run the emulator as its own process on a free port, healthy before it is yielded."""
@@ -999,6 +1047,12 @@ def run_emulator(
     for flag, value in options.items():
         if value is not None:
             command += [flag, str(value)]
+    for name in adapters:
+        command += ["--adapter", name]
+    for name in lora_modules:
+        command += ["--lora-module", name]
+    if runtime_lora:
+        command.append("--runtime-lora")
     url = f"http://127.0.0.1:{port}"
     # A file, not a pipe: nobody drains the output while the tests run.
     with tempfile.TemporaryFile() as log_file:
@@ -1024,12 +1078,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-input-tokens", type=int, default=defaults.max_input_tokens)
     parser.add_argument("--max-total-tokens", type=int, default=defaults.max_total_tokens)
     parser.add_argument("--model-id", default=defaults.model_id)
+    parser.add_argument("--adapter", action="append", default=[], help="a TGI LORA_ADAPTERS id")
+    parser.add_argument("--lora-module", action="append", default=[], help="a vLLM LoRA name")
+    parser.add_argument("--runtime-lora", action="store_true", help="/v1/load_lora_adapter")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")
     config = EngineConfig(
         model_id=args.model_id,
         max_input_tokens=args.max_input_tokens,
         max_total_tokens=args.max_total_tokens,
+        adapters=tuple(args.adapter),
+        lora_modules=tuple(args.lora_module),
+        runtime_lora=args.runtime_lora,
     )
     app = create_app(args.tokenizer, config)
     log.info("serving %s on http://%s:%d", args.tokenizer, args.host, args.port)

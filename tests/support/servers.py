@@ -141,10 +141,11 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 @contextmanager
 def transformers_serve(
-    model_dir: Path, log_path: Path, timeout_s: float = 120
+    model_dir: Path, log_path: Path, timeout_s: float = 120, *, pinned: bool = True
 ) -> Iterator[tuple[str, str]]:
     """`transformers serve` (a real inference server) on `model_dir`, CPU; yields its URL and
-    the model id it lists (the only `model` it accepts)."""
+    the model id it lists (pinned: the only `model` it accepts; unpinned, as `medchat up`
+    runs it: `model_dir` loaded up front, and any other directory on request)."""
     import httpx
 
     port = free_port()
@@ -158,7 +159,8 @@ def transformers_serve(
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir)),
+                *(sys.executable, "-m", "transformers.cli.transformers", "serve"),
+                *([str(model_dir)] if pinned else ["--model-timeout", "-1"]),
                 *("--host", "127.0.0.1", "--port", str(port), "--device", "cpu"),
             ],
             stdin=subprocess.DEVNULL,
@@ -179,6 +181,10 @@ def transformers_serve(
                 output = log_path.read_text(errors="replace")[-4000:]
                 raise RuntimeError(f"transformers serve did not start ({state}):\n{output}")
             time.sleep(0.25)
+        if not pinned:
+            name = str(model_dir.resolve())
+            load = {"model": name, "prompt": "hello", "max_tokens": 1}
+            httpx.post(f"{url}/v1/completions", json=load, timeout=timeout_s).raise_for_status()
         yield url, str(httpx.get(f"{url}/v1/models").json()["data"][0]["id"])
     finally:
         stop_process(proc)

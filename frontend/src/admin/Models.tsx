@@ -1,5 +1,5 @@
-import { useEffect, useState } from "react";
-import { api, unwrap } from "../api/client";
+import { useCallback, useEffect, useState } from "react";
+import { api, ApiError, unwrap } from "../api/client";
 import { useI18n } from "../i18n";
 
 interface ModelEntry {
@@ -12,14 +12,44 @@ interface ModelEntry {
 export function Models() {
   const { t } = useI18n();
   const [models, setModels] = useState<ModelEntry[] | null>(null);
+  const [pending, setPending] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = useCallback(
+    () =>
+      unwrap(api.GET("/v1/models"))
+        .then((l) => setModels((l as { data?: ModelEntry[] }).data ?? []))
+        .catch(() => setModels([])),
+    [],
+  );
   useEffect(() => {
-    unwrap(api.GET("/v1/models"))
-      .then((l) => setModels((l as { data?: ModelEntry[] }).data ?? []))
-      .catch(() => setModels([]));
-  }, []);
+    void load();
+  }, [load]);
+
+  // The gateway asks the engine first; a model it does not answer for is refused with
+  // what to change, and the current choice stays.
+  async function serve(id: string) {
+    if (!window.confirm(t("models.confirm", { model: id }))) return;
+    setPending(id);
+    setError(null);
+    try {
+      await unwrap(api.PUT("/api/admin/serving", { body: { model: id } }));
+      await load();
+    } catch (err) {
+      setError(err instanceof ApiError ? `${err.message} (${err.code})` : String(err));
+    } finally {
+      setPending(null);
+    }
+  }
+
   return (
     <section className="card">
       <h1>{t("models.title")}</h1>
+      <p className="muted">{t("models.help")}</p>
+      {error && (
+        <p className="form-error" role="alert">
+          {error}
+        </p>
+      )}
       {models === null ? (
         <p className="muted">{t("common.loading")}</p>
       ) : (
@@ -31,6 +61,9 @@ export function Models() {
                 <th scope="col">{t("models.serving")}</th>
                 <th scope="col">{t("models.kind")}</th>
                 <th scope="col">{t("models.parent")}</th>
+                <th scope="col">
+                  <span className="sr-only">{t("models.actions")}</span>
+                </th>
               </tr>
             </thead>
             <tbody>
@@ -40,8 +73,15 @@ export function Models() {
                     <code>{m.id}</code>
                   </td>
                   <td>{m.serving ? <span className="status status-succeeded">{t("models.serving")}</span> : t("common.no")}</td>
-                  <td>{m.kind ?? (m.serving ? "base" : "")}</td>
+                  <td>{m.kind ?? "base"}</td>
                   <td>{m.parent ?? ""}</td>
+                  <td>
+                    {!m.serving && (
+                      <button type="button" disabled={pending !== null} onClick={() => void serve(m.id)}>
+                        {pending === m.id ? t("models.switching") : t("models.serve")}
+                      </button>
+                    )}
+                  </td>
                 </tr>
               ))}
             </tbody>

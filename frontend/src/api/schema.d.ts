@@ -454,7 +454,8 @@ export interface paths {
         };
         /**
          * List Models
-         * @description The served model first, then the fine-tunes published to the registry.
+         * @description The engine's own model first, then the fine-tunes published to the registry;
+         *     `serving` marks the one that answers (the admin's choice).
          */
         get: operations["list_models_v1_models_get"];
         put?: never;
@@ -727,6 +728,29 @@ export interface paths {
          * @description Queue a failed or interrupted run again: only its unscored cases run.
          */
         post: operations["resume_run_api_admin_evals__run_id__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/serving": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Serving */
+        get: operations["get_serving_api_admin_serving_get"];
+        /**
+         * Choose Serving
+         * @description Serve patients with another model (a published fine-tune, or back to the engine's
+         *     default). The engine is asked first, with the tokenization canary: a model it does not
+         *     answer for is refused (409) with what to change; nothing changes then.
+         */
+        put: operations["choose_serving_api_admin_serving_put"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1505,6 +1529,31 @@ export interface components {
              * @enum {string}
              */
             role: "patient" | "integrator" | "admin";
+        };
+        /** ServingChange */
+        ServingChange: {
+            /**
+             * Model
+             * @description A model GET /v1/models lists.
+             */
+            model: string;
+        };
+        /** ServingOut */
+        ServingOut: {
+            /**
+             * Model
+             * @description The model that answers patients and API calls.
+             */
+            model: string;
+            /**
+             * Default Model
+             * @description The engine's own model (MEDCHAT_ENGINE_MODEL).
+             */
+            default_model: string;
+            /** Chosen By */
+            chosen_by?: string | null;
+            /** Chosen At */
+            chosen_at?: string | null;
         };
         /** SessionCreate */
         SessionCreate: {
@@ -3085,6 +3134,59 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EvalRunObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_serving_api_admin_serving_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServingOut"];
+                };
+            };
+        };
+    };
+    choose_serving_api_admin_serving_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServingChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServingOut"];
                 };
             };
             /** @description Validation Error */

@@ -31,6 +31,7 @@ from services.gateway.engine.client import (
 )
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
+from services.gateway.serving.service import ServingState
 from services.gateway.sessions import service as sessions
 from services.gateway.sessions.models import ChatSession, Message
 from services.gateway.sessions.service import title_from
@@ -42,10 +43,17 @@ CONTEXT_STATUSES = ("complete", "stopped")  # a failed answer is not part of the
 class ChatRuntime:
     """Per-process chat machinery: engine client, bound format, live generations."""
 
-    def __init__(self, settings: GatewaySettings, engine: EngineClient, chat_format: ChatFormat):
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        engine: EngineClient,
+        chat_format: ChatFormat,
+        serving: ServingState,
+    ):
         self.settings = settings
         self.engine = engine
         self.format = chat_format
+        self.serving = serving  # which model answers (the admin's choice)
         self.live: dict[uuid.UUID, Generation] = {}
         self._info: EngineInfo | None = None
         self.canary: CanaryResult | None = None
@@ -82,6 +90,7 @@ class ChatRuntime:
         top_p: float | None = None,
         stop: list[str] | None = None,
         seed: int | None = None,
+        model: str | None = None,
     ) -> GenerationParams:
         """The profile's generation defaults (DISC-MedLLM's generation_config), with what an
         integrator asked for on top. top_p=1 means "no nucleus cut", i.e. not set."""
@@ -95,6 +104,7 @@ class ChatRuntime:
             do_sample=g.do_sample if temperature is None else temperature > 0,
             stop=stop or [],
             seed=seed,
+            model=model,
         )
 
     def stop(self, session_id: uuid.UUID) -> bool:
@@ -116,6 +126,7 @@ class Turnaround:
     generation: Generation
     events: AsyncIterator[Token | Finish]
     history: list[dict[str, Any]]
+    model: str
     first: Token | Finish | None = None
     parts: list[str] = field(default_factory=list)
 
@@ -248,9 +259,19 @@ async def begin_turn(
             ).scalar_one()
         await db.commit()  # the question is durable before the engine is called
         await cache.put(session_id, history)
-        generation = runtime.engine.generate(prompt.text, runtime.params(new_tokens))
+        served = await runtime.serving.current()
+        generation = runtime.engine.generate(
+            prompt.text, runtime.params(new_tokens, model=served.engine_ref)
+        )
         turn = Turnaround(
-            session_id, user_id, user["seq"] + 1, prompt, generation, aiter(generation), history
+            session_id,
+            user_id,
+            user["seq"] + 1,
+            prompt,
+            generation,
+            aiter(generation),
+            history,
+            served.name,
         )
         runtime.live[session_id] = generation
         try:
@@ -307,6 +328,7 @@ async def finish_turn(
         "prompt_tokens": len(turn.prompt.input_ids),
         "completion_tokens": completion_tokens,
         "turns_used": turn.prompt.turns_kept,
+        "model": turn.model,
         "created_at": utcnow(),
     }
     answer = insert(Message).values(fields).returning(Message.id).cte("answer")

@@ -37,18 +37,23 @@ class CanaryResult:
         return self.state == "mismatch"
 
 
-async def check_tokenization(engine: EngineClient, chat_format: ChatFormat) -> CanaryResult:
+async def check_tokenization(
+    engine: EngineClient, chat_format: ChatFormat, model: str | None = None
+) -> CanaryResult:
+    """`model`: the engine's name for another model than its default (a fine-tune); asking
+    with it also proves the engine answers for that model."""
     prompt = chat_format.render_prompt(CANARY, 1_000_000)
     try:
-        await engine.info()  # e.g. an OpenAI-compatible engine serving another model name
-        engine_ids = await engine.tokenize(prompt.text)
+        if model is None:
+            await engine.info()  # e.g. an OpenAI-compatible engine serving another model name
+        engine_ids = await engine.tokenize(prompt.text, model)
     except EngineProtocolError as exc:
         log.error("engine configuration: %s", exc)
         return CanaryResult("mismatch", str(exc))
     except EngineError as exc:
         return CanaryResult("unreachable", f"could not ask the engine: {exc}")
     if engine_ids is None:
-        return await _check_count(engine, prompt.text, len(prompt.input_ids))
+        return await _check_count(engine, prompt.text, len(prompt.input_ids), model)
     if engine_ids != prompt.input_ids:
         first = next(
             (
@@ -70,12 +75,16 @@ async def check_tokenization(engine: EngineClient, chat_format: ChatFormat) -> C
     return CanaryResult("ok", f"{len(engine_ids)} canary tokens agree")
 
 
-async def _check_count(engine: EngineClient, text: str, expected: int) -> CanaryResult:
+async def _check_count(
+    engine: EngineClient, text: str, expected: int, model: str | None
+) -> CanaryResult:
     """Engines without a tokenize endpoint (OpenAI-compatible ones) still report how many
     prompt tokens they saw: a one-token completion catches an added BOS or another
     tokenizer, though not a same-length difference."""
     try:
-        count = await engine.prompt_tokens(text)
+        count = await engine.prompt_tokens(text, model)
+    except EngineProtocolError as exc:  # e.g. 404: the engine does not know that model
+        return CanaryResult("mismatch", str(exc))
     except EngineError as exc:
         return CanaryResult("unreachable", f"could not ask the engine: {exc}")
     if count is None:

@@ -53,6 +53,9 @@ class GenerationParams:
     do_sample: bool = True
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    # The engine's name for the model to answer with (an OpenAI `model`, a TGI adapter id);
+    # None: the engine's own default model.
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +129,18 @@ class EngineClient(ABC):
     @abstractmethod
     async def info(self) -> EngineInfo: ...
 
-    async def tokenize(self, text: str) -> list[int] | None:
-        """The engine's own tokenization of a prompt string; None when it has no such API."""
+    async def tokenize(self, text: str, model: str | None = None) -> list[int] | None:
+        """The engine's own tokenization of a prompt string (as `model` would see it);
+        None when it has no such API."""
         return None
 
-    async def prompt_tokens(self, text: str) -> int | None:
+    async def prompt_tokens(self, text: str, model: str | None = None) -> int | None:
         """How many tokens the engine makes of a prompt, where it can only tell the count."""
         return None
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Ask the engine to load a LoRA adapter under `name` while it runs."""
+        raise EngineRejected("this engine cannot load adapters while it runs")
 
     async def healthy(self) -> bool:
         try:
@@ -243,7 +251,9 @@ class TGIClient(EngineClient):
         except (KeyError, TypeError, ValueError) as exc:
             raise EngineProtocolError(f"/info lacks {exc}") from exc
 
-    async def tokenize(self, text: str) -> list[int] | None:
+    async def tokenize(self, text: str, model: str | None = None) -> list[int] | None:
+        if model is not None:  # an adapter: a generation through it proves it answers
+            return await self.prefill_ids(text, model)
         try:
             body = await self._json("POST", "/tokenize", {"inputs": text})
         except EngineProtocolError:
@@ -254,10 +264,16 @@ class TGIClient(EngineClient):
         except (KeyError, TypeError, ValueError) as exc:
             raise EngineProtocolError("/tokenize answered an unexpected shape") from exc
 
-    async def prefill_ids(self, text: str) -> list[int]:
+    async def prefill_ids(self, text: str, adapter_id: str | None = None) -> list[int]:
         """The ids the model actually saw for a prompt: a one-token generation with
         `decoder_input_details` lists them (any BOS the router adds included)."""
-        parameters = {"max_new_tokens": 1, "details": True, "decoder_input_details": True}
+        parameters: dict[str, Any] = {
+            "max_new_tokens": 1,
+            "details": True,
+            "decoder_input_details": True,
+        }
+        if adapter_id is not None:
+            parameters["adapter_id"] = adapter_id
         body = await self._json("POST", "/generate", {"inputs": text, "parameters": parameters})
         try:
             return [int(t["id"]) for t in body["details"]["prefill"]]
@@ -282,6 +298,8 @@ class TGIClient(EngineClient):
                 parameters[name] = value
         if params.stop:
             parameters["stop"] = params.stop
+        if params.model is not None:
+            parameters["adapter_id"] = params.model
         body = {"inputs": prompt, "parameters": parameters, "stream": True}
         return Generation(lambda g: self._tgi_events(body, g))
 
@@ -342,9 +360,28 @@ class OpenAICompletionsClient(EngineClient):
         max_len = entry.get("max_model_len")
         return EngineInfo(str(entry.get("id")), int(max_len) if max_len else 0, None)
 
-    async def prompt_tokens(self, text: str) -> int | None:
+    async def served_models(self) -> list[str]:
+        body = await self._json("GET", "/v1/models")
+        models = body.get("data") if isinstance(body, dict) else None
+        return [str(m.get("id")) for m in models or [] if isinstance(m, dict)]
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """vLLM's runtime LoRA loading (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)."""
+        try:
+            response = await self._request(
+                "POST", "/v1/load_lora_adapter", {"lora_name": name, "lora_path": path}
+            )
+        except EngineRejected as exc:
+            if "already been loaded" in str(exc):
+                return
+            raise
+        response.close()
+
+    async def prompt_tokens(self, text: str, model: str | None = None) -> int | None:
         body = await self._json(
-            "POST", "/v1/completions", {"model": self.model, "prompt": text, "max_tokens": 1}
+            "POST",
+            "/v1/completions",
+            {"model": model or self.model, "prompt": text, "max_tokens": 1},
         )
         usage = body.get("usage") if isinstance(body, dict) else None
         count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
@@ -352,7 +389,7 @@ class OpenAICompletionsClient(EngineClient):
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:
         body: dict[str, Any] = {
-            "model": self.model,
+            "model": params.model or self.model,
             "prompt": prompt,
             "max_tokens": params.max_new_tokens,
             "stream": True,

@@ -39,14 +39,22 @@ def _retry_headers(exc: EngineError) -> dict[str, str]:
 
 @router.get("/models")
 async def list_models(request: Request, _: CurrentPrincipal) -> dict[str, Any]:
-    """The served model first, then the fine-tunes published to the registry."""
+    """The engine's own model first, then the fine-tunes published to the registry;
+    `serving` marks the one that answers (the admin's choice)."""
     runtime: ChatRuntime = request.app.state.chat
-    served = runtime.settings.engine_model
+    default = runtime.settings.engine_model
+    serving = (await runtime.serving.current()).name
     data: list[dict[str, Any]] = [
-        {"id": served, "object": "model", "created": 0, "owned_by": "disc-medchat", "serving": True}
+        {
+            "id": default,
+            "object": "model",
+            "created": 0,
+            "owned_by": "disc-medchat",
+            "serving": serving == default,
+        }
     ]
     for m in list_models_in(runtime.settings.models_dir):
-        if m.kind != "base" and m.name != served:
+        if m.name != default and (m.kind != "base" or m.name == serving):
             data.append(
                 {
                     "id": m.name,
@@ -55,7 +63,7 @@ async def list_models(request: Request, _: CurrentPrincipal) -> dict[str, Any]:
                     "owned_by": "disc-medchat",
                     "parent": m.base,
                     "kind": m.kind,
-                    "serving": False,
+                    "serving": m.name == serving,
                 }
             )
     return {"object": "list", "data": data}
@@ -89,8 +97,14 @@ async def chat_completions(
         prompt = runtime.format.render_prompt(turns, budget, system)
     except PromptTooLong as exc:
         raise ApiError(400, "context_length_exceeded", str(exc), "messages") from exc
+    served = await runtime.serving.current()
     params = runtime.params(
-        max_new, temperature=body.temperature, top_p=body.top_p, stop=body.stop_list, seed=body.seed
+        max_new,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=body.stop_list,
+        seed=body.seed,
+        model=served.engine_ref,
     )
     metrics: Metrics = request.app.state.metrics
     started = time.perf_counter()
@@ -107,7 +121,7 @@ async def chat_completions(
     meta = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "created": int(time.time()),
-        "model": body.model,
+        "model": served.name,  # the model that answered, as OpenAI reports it
         "disclaimer": disclaimer("zh"),
         "emergency": notice.model_dump() if notice else None,
         "turns_used": prompt.turns_kept,

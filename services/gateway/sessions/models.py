@@ -45,6 +45,7 @@ class Message(Base):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     turns_used: Mapped[int | None] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(String(300))  # which model wrote an answer
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (Index("ix_messages_session_seq", "session_id", "seq", unique=True),)

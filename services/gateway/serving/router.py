@@ -1,0 +1,61 @@
+"""The admin's choice of the model that serves patients (admins only, audited)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from services.gateway.audit import service as audit
+from services.gateway.auth.dependencies import AdminPrincipal
+from services.gateway.chat.service import ChatRuntime
+from services.gateway.db import Db
+
+from . import service
+from .models import ServingChoice
+from .schemas import ServingChange, ServingOut
+
+router = APIRouter(prefix="/api/admin/serving", tags=["admin"])
+
+
+async def _out(db: Db, runtime: ChatRuntime) -> ServingOut:
+    row = await db.get(ServingChoice, 1)
+    default = runtime.settings.engine_model
+    if row is None:
+        return ServingOut(model=default, default_model=default)
+    return ServingOut(
+        model=row.model, default_model=default, chosen_by=row.chosen_by, chosen_at=row.chosen_at
+    )
+
+
+@router.get("", response_model=ServingOut)
+async def get_serving(request: Request, db: Db, _: AdminPrincipal) -> ServingOut:
+    return await _out(db, request.app.state.chat)
+
+
+@router.put("", response_model=ServingOut)
+async def choose_serving(
+    body: ServingChange, request: Request, db: Db, principal: AdminPrincipal
+) -> ServingOut:
+    """Serve patients with another model (a published fine-tune, or back to the engine's
+    default). The engine is asked first, with the tokenization canary: a model it does not
+    answer for is refused (409) with what to change; nothing changes then."""
+    runtime: ChatRuntime = request.app.state.chat
+    settings = runtime.settings
+    if body.model == settings.engine_model:
+        served = service.default_served(settings)
+    else:
+        model = service.find_model(settings, body.model)
+        served = await service.make_servable(settings, runtime.engine, runtime.format, model)
+    before = await runtime.serving.current()
+    await service.save_choice(db, served, principal.user_id)
+    audit.record(
+        db,
+        "admin.model_switch",
+        request=request,
+        target_type="model",
+        target_id=served.name,
+        details={"from": before.name, "to": served.name},
+        **audit.actor(principal),
+    )
+    await db.commit()
+    runtime.serving.remember(served)  # this process at once; the others within refresh_s
+    return await _out(db, runtime)
