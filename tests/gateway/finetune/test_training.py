@@ -20,7 +20,7 @@ import redis
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from tests.gateway.conftest import make_key
-from tests.support.servers import serve, transformers_serve
+from tests.support.servers import serve, temporary_database, transformers_serve
 
 from .conftest import TERMINAL, Worker, create, wait_for
 
@@ -30,24 +30,31 @@ pytest.importorskip("torch", reason="training needs torch (the serve or train ex
 @pytest.fixture
 def served_gateway(
     gateway_settings: GatewaySettings, tmp_path: Path
-) -> Iterator[Callable[[Path], AbstractContextManager[str]]]:
-    """Serve a model directory through `transformers serve` and a gateway in front of it."""
+) -> Iterator[Callable[[Path], AbstractContextManager[tuple[str, str]]]]:
+    """`transformers serve` on a base model, unpinned as `medchat up` runs it, and a gateway
+    in front of it with a database of its own (its serving choice stays there). Yields the
+    gateway's URL and its database URL."""
 
     @contextmanager
-    def start(model_dir: Path) -> Iterator[str]:
-        with transformers_serve(model_dir, tmp_path / "serve.log") as (url, model_id):
+    def start(base_dir: Path) -> Iterator[tuple[str, str]]:
+        with (
+            temporary_database() as db,
+            transformers_serve(base_dir, tmp_path / "serve.log", pinned=False) as (url, model_id),
+        ):
             settings = gateway_settings.model_copy(
                 update={
+                    "database_url": db,
                     "engine_protocol": "openai",
                     "engine_url": url,
                     "engine_model": model_id,
+                    "engine_model_ref": "path",
                     "engine_first_token_timeout_s": 60.0,
-                    "tokenizer_path": model_dir,
+                    "tokenizer_path": base_dir,
                     "engine_sampling_extras": False,
                 }
             )
             with serve(create_app(settings)) as gateway:
-                yield gateway
+                yield gateway, db
 
     yield start
 
@@ -95,27 +102,35 @@ def test_upload_train_publish_serve_and_answer(
     model_dir = gateway_settings.models_dir / "ft" / job["id"]
     assert published["parent"] == base_model and (model_dir / "config.json").exists()
 
-    # Served for real: a trained question gets the trained answer (greedy decoding).
+    # Served for real: the admin switches the engine from the base model to the fine-tune,
+    # and a trained question then gets the trained answer (greedy decoding).
     question, answer = pairs[0]
-    with served_gateway(model_dir) as gateway:
-        client = httpx.Client(
-            base_url=gateway,
-            headers={"Authorization": f"Bearer {make_key(database_url, 'integrator')}"},
-            timeout=120,
-        )
-        r = client.post(
-            "/v1/chat/completions",
-            json={
-                "model": name,
-                "messages": [{"role": "user", "content": question}],
-                "temperature": 0,
-                "max_tokens": 24,
-            },
-        )
+    with (
+        served_gateway(gateway_settings.models_dir / base_model) as (gateway, db),
+        httpx.Client(base_url=gateway, timeout=120) as client,
+    ):
+        integrator = {"Authorization": f"Bearer {make_key(db, 'integrator')}"}
+        chat = {
+            "model": name,
+            "messages": [{"role": "user", "content": question}],
+            "temperature": 0,
+            "max_tokens": 24,
+        }
+        before = client.post("/v1/chat/completions", json=chat, headers=integrator)
+        assert before.status_code == 200, before.text
+        assert not before.json()["choices"][0]["message"]["content"].startswith(answer)
+
+        admin_key = {"Authorization": f"Bearer {make_key(db, 'admin')}"}
+        r = client.put("/api/admin/serving", json={"model": name}, headers=admin_key)
         assert r.status_code == 200, r.text
+        listed = client.get("/v1/models", headers=admin_key).json()["data"]
+        assert [m["id"] for m in listed if m["serving"]] == [name]
+
+        r = client.post("/v1/chat/completions", json=chat, headers=integrator)
+        assert r.status_code == 200, r.text
+        assert r.json()["model"] == name
         said = r.json()["choices"][0]["message"]["content"]
         assert said.startswith(answer), (said, answer)
-        client.close()
 
 
 def test_cancel_stops_the_trainer_within_seconds(
