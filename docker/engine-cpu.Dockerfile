@@ -24,4 +24,4 @@ USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=5 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/v1/models', timeout=4)"]
-CMD ["transformers", "serve", "--force-model", "/model", "--host", "0.0.0.0", "--port", "8080", "--device", "cpu"]
+CMD ["transformers", "serve", "/model", "--host", "0.0.0.0", "--port", "8080", "--device", "cpu"]
