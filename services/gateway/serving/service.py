@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -158,7 +159,10 @@ def _check_tgi(settings: GatewaySettings, model: RegisteredModel, ref: str) -> N
             f"TGI serves the one model it was started with; to serve {model.name}, start it"
             f" with --model-id {model.path}"
         )
-    loaded = [a.split("=", 1)[0].strip() for a in settings.engine_adapters.split(",")]
+    # TGI's own syntax: ID[=PATH][@REVISION], comma-separated.
+    loaded = [
+        re.split("[=@]", a.strip(), maxsplit=1)[0] for a in settings.engine_adapters.split(",")
+    ]
     if ref not in loaded:
         # TGI answers an adapter_id it did not load with the base model, not an error: the
         # engine itself cannot tell us, so only the declared adapters are accepted.
