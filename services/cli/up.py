@@ -166,6 +166,7 @@ def up(
             engine_url, protocol = f"http://127.0.0.1:{_free_port()}", "openai"
             engine, engine_model = _start_transformers_serve(model, engine_url)
             children.append(engine)
+        assert engine_url is not None
         if model and Path(model).is_dir():
             _register_base(data_dir / "models", Path(model))
         env = {

@@ -66,7 +66,7 @@ def test_upload_train_publish_serve_and_answer(
     tiny_file: tuple[str, list[tuple[str, str]]],
     gateway_settings: GatewaySettings,
     database_url: str,
-    served_gateway: Callable[[Path], AbstractContextManager[str]],
+    served_gateway: Callable[[Path], AbstractContextManager[tuple[str, str]]],
 ) -> None:
     file_id, pairs = tiny_file
     job = create(admin, base_model, file_id)
