@@ -28,12 +28,12 @@ from .chat.stop_bus import StopBus
 from .config import GatewaySettings, get_settings
 from .context_cache import ContextCache
 from .db import make_engine, make_sessionmaker
-from .engine.client import EngineClient, make_client
+from .engine.client import EngineClient, OpenAICompletionsClient, make_client
 from .errors import Json, install_error_handlers
 from .evals.router import router as evals_router
 from .feedback.router import router as feedback_router
 from .files.router import router as files_router
-from .files.storage import FileStore
+from .files.storage import open_store
 from .finetune.router import router as finetune_router
 from .limits import BodySizeLimit
 from .observability import Metrics, RequestContext
@@ -42,7 +42,7 @@ from .openai_api.usage import UsageRecorder
 from .ratelimit import RateLimiter
 from .ratelimit import response_headers as ratelimit_headers
 from .serving.router import router as serving_router
-from .serving.service import ServingState, default_served
+from .serving.service import AdapterKeeper, ServingState, default_served
 from .sessions.router import router as sessions_router
 from .webui import mount_webui
 
@@ -102,6 +102,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.chat = ChatRuntime(
             settings, make_engine_client(settings), load_format(settings), serving
         )
+        keeper = None
+        if settings.engine_runtime_lora and isinstance(
+            app.state.chat.engine, OpenAICompletionsClient
+        ):
+            keeper = AdapterKeeper(
+                serving, settings, app.state.chat.engine, settings.engine_adapter_check_s
+            )
+            keeper.start()
         app.state.stops = StopBus(redis, app.state.chat.stop)
         app.state.stops.start()
         canary = await app.state.chat.check_engine()
@@ -110,6 +118,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.stops.close()
+            if keeper is not None:
+                await keeper.close()
             await app.state.usage.close()
             await app.state.chat.engine.close()
             await redis.aclose()
@@ -127,7 +137,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     metrics = Metrics()
     app.state.metrics = metrics
-    app.state.files = FileStore(settings.files_dir)
+    app.state.files = open_store(settings)
     app.state.celery = create_celery(settings.celery_broker)  # sends fine-tune tasks by name
     # Uploads stream to disk and count their own bytes against max_file_bytes.
     app.add_middleware(

@@ -37,6 +37,9 @@ class GatewaySettings(PlatformSettings):
     # vLLM started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True: a chosen
     # adapter it does not list is loaded through /v1/load_lora_adapter.
     engine_runtime_lora: bool = False
+    # How often the gateway checks that vLLM still has the chosen adapter (a restarted
+    # vLLM has forgotten it) and loads it again.
+    engine_adapter_check_s: float = 10.0
     # How long a gateway process keeps the admin's serving choice before reading it again.
     serving_refresh_s: float = 5.0
 

@@ -724,6 +724,20 @@ class Engine:
         self.state.loaded_loras[name] = path
         return _text(200, f"Success: LoRA adapter '{name}' added successfully.")
 
+    async def unload_lora_adapter(self, request: web.Request) -> web.StreamResponse:
+        if not self.config.runtime_lora:
+            return _json({"detail": "Not Found"}, 404)
+        body: Any = None
+        with suppress(orjson.JSONDecodeError):
+            body = orjson.loads(await request.read())
+        name = body.get("lora_name") if isinstance(body, dict) else None
+        if name not in self.state.loaded_loras:
+            return _openai_error(
+                404, f"The lora adapter '{name}' cannot be found.", "NotFoundError"
+            )
+        del self.state.loaded_loras[name]
+        return _text(200, f"Success: LoRA adapter '{name}' removed successfully.")
+
     async def completions(self, request: web.Request) -> web.StreamResponse:
         mode = self.state.mode
         body: Any = None
@@ -900,6 +914,7 @@ def create_app(
     app.router.add_post("/v1/completions", engine.completions)
     app.router.add_get("/v1/models", engine.models)
     app.router.add_post("/v1/load_lora_adapter", engine.load_lora_adapter)
+    app.router.add_post("/v1/unload_lora_adapter", engine.unload_lora_adapter)
     app.router.add_get(CONTROL_PATH, engine.get_control)
     app.router.add_post(CONTROL_PATH, engine.post_control)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -134,6 +135,10 @@ def _stored_model(database_url: str, message_id: int) -> str | None:
     return asyncio.run(read())
 
 
+def _engine_models(engine: EmulatorHandle) -> list[str]:
+    return [m["id"] for m in httpx.get(f"{engine.url}/v1/models").json()["data"]]
+
+
 def _serving(client: httpx.Client) -> list[str]:
     return [m["id"] for m in client.get("/v1/models").json()["data"] if m["serving"]]
 
@@ -201,16 +206,18 @@ def test_vllm_loads_the_chosen_adapter_at_runtime(
     stack: Callable[..., AbstractContextManager[Stack]],
 ) -> None:
     with (
-        stack("openai", {"runtime_lora": True}, engine_runtime_lora=True) as s,
+        stack(
+            "openai",
+            {"runtime_lora": True},
+            engine_runtime_lora=True,
+            engine_adapter_check_s=0.2,
+        ) as s,
         s.admin() as admin,
     ):
-        assert ADAPTER not in [
-            m["id"] for m in httpx.get(f"{s.engine.url}/v1/models").json()["data"]
-        ]
+        assert ADAPTER not in _engine_models(s.engine)
         r = s.choose(ADAPTER)
         assert r.status_code == 200, r.text
-        loaded = [m["id"] for m in httpx.get(f"{s.engine.url}/v1/models").json()["data"]]
-        assert ADAPTER in loaded  # loaded through /v1/load_lora_adapter, with its path
+        assert ADAPTER in _engine_models(s.engine)  # through /v1/load_lora_adapter
         assert s.choose(ADAPTER).status_code == 200  # choosing it again: already loaded, fine
 
         s.engine.control(reset=True)
@@ -222,6 +229,15 @@ def test_vllm_loads_the_chosen_adapter_at_runtime(
         assert r.json()["model"] == ADAPTER  # the model that answered, as OpenAI reports it
         (sent,) = s.generation_requests()
         assert sent["model"] == ADAPTER
+
+        # A restarted vLLM has forgotten runtime-loaded adapters: the gateway loads the
+        # chosen one again by itself.
+        forget = {"lora_name": ADAPTER}
+        assert httpx.post(f"{s.engine.url}/v1/unload_lora_adapter", json=forget).is_success
+        deadline = time.monotonic() + 30
+        while ADAPTER not in _engine_models(s.engine):
+            assert time.monotonic() < deadline, "the adapter was not loaded again"
+            time.sleep(0.1)
 
 
 def test_vllm_without_the_adapter_refuses_with_how_to_serve_it(
