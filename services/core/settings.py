@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +21,17 @@ class PlatformSettings(BaseSettings):
     # the gateway and the worker must see the same directories (a shared volume).
     files_dir: Path = Path("var/medchat/files")
     models_dir: Path = Path("var/medchat/models")
+    # Uploaded files in files_dir (`dir`) or in an S3-compatible bucket (`s3`: AWS, MinIO,
+    # Ceph RGW…; objects `<s3_prefix><file id>.jsonl`, the worker's local copies under
+    # files_dir/cache). Credentials are never settings: boto3 reads AWS_ACCESS_KEY_ID and
+    # AWS_SECRET_ACCESS_KEY, a profile or the instance/pod role.
+    files_backend: Literal["dir", "s3"] = "dir"
+    s3_bucket: str | None = None
+    s3_prefix: str = "files/"
+    s3_endpoint_url: str | None = None  # None: AWS
+    s3_region: str | None = None
+    # `path` for servers without per-bucket host names (MinIO, Ceph RGW behind one host).
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
     # The conversation format of the served model, and of base models whose registry entry
     # does not name one.
     profile: str = "disc-medllm"
@@ -32,6 +44,12 @@ class PlatformSettings(BaseSettings):
     retention_interval_s: int = 3600
     # A fine-tune whose worker died resumes from its last checkpoint (else it fails).
     resume_interrupted_jobs: bool = False
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> PlatformSettings:
+        if self.files_backend == "s3" and not self.s3_bucket:
+            raise ValueError("MEDCHAT_FILES_BACKEND=s3 needs MEDCHAT_S3_BUCKET")
+        return self
 
     @property
     def celery_broker(self) -> str:

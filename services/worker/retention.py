@@ -17,7 +17,7 @@ from services.gateway.audit.service import record
 from services.gateway.auth.models import User
 from services.gateway.context_cache import context_key
 from services.gateway.files.models import StoredFile
-from services.gateway.files.storage import FileStore
+from services.gateway.files.storage import open_store
 from services.gateway.sessions.models import ChatSession
 
 from .config import WorkerSettings
@@ -93,9 +93,10 @@ async def enforce_retention(settings: WorkerSettings, now: datetime) -> dict[str
                 },
             )
         await db.commit()
-    store = FileStore(settings.files_dir)
-    for file_id in files:
-        store.delete(file_id)
+    if files:
+        store = open_store(settings)
+        for file_id in files:
+            store.delete(file_id)
     if session_ids:
         redis = Redis.from_url(settings.redis_url)
         try:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.core.db import utcnow
 from services.core.registry import base_model_dir, model_profile, publish
 from services.gateway.files.models import StoredFile
-from services.gateway.files.storage import FileStore
+from services.gateway.files.storage import open_store
 from services.gateway.finetune import service
 from services.gateway.finetune.models import FineTuneCheckpoint, FineTuneJob
 
@@ -82,12 +82,43 @@ async def train_job(job_id: str, settings: WorkerSettings) -> None:
 
 
 async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: WorkerSettings) -> None:
+    """The job's files as local paths for as long as the trainer runs: the files themselves
+    in a directory store; from a bucket, copies under MEDCHAT_FILES_DIR/cache (the volume
+    trainer pods share on Kubernetes), removed when the job is done."""
+    store = open_store(settings)
+    with contextlib.ExitStack() as copies:
+        try:
+            train_file = await asyncio.to_thread(
+                copies.enter_context, store.local_copy(job.training_file)
+            )
+            eval_file = None
+            if job.validation_file:
+                eval_file = await asyncio.to_thread(
+                    copies.enter_context, store.local_copy(job.validation_file)
+                )
+        except FileNotFoundError as exc:
+            await _fail(db, job, "file_not_found", f"{exc.args[0]} has been deleted")
+            await db.commit()
+            await _wake(redis, job.id)
+            return
+        await _train(job, db, redis, settings, train_file, eval_file)
+
+
+async def _train(
+    job: FineTuneJob,
+    db: AsyncSession,
+    redis: Redis,
+    settings: WorkerSettings,
+    train_file: Path,
+    eval_file: Path | None,
+) -> None:
     model_dir = base_model_dir(settings.models_dir, job.model)
-    store = FileStore(settings.files_dir)
     job_dir = settings.models_dir.parent / "jobs" / job.id
     job_dir.mkdir(parents=True, exist_ok=True)
     if model_dir is None:
         await _fail(db, job, "model_not_found", f"model {job.model!r} left the registry")
+        await db.commit()
+        await _wake(redis, job.id)
         return
     profile = model_profile(model_dir, settings.profile)
     on_k8s = settings.trainer_backend != "subprocess"
@@ -105,8 +136,8 @@ async def _run(job: FineTuneJob, db: AsyncSession, redis: Redis, settings: Worke
     args = launch.trainer_arguments(
         job,
         model_dir=model_dir,
-        train_file=store.path(job.training_file),
-        eval_file=store.path(job.validation_file) if job.validation_file else None,
+        train_file=train_file,
+        eval_file=eval_file,
         output_dir=output_dir,
         profile=profile,
         deepspeed_config=settings.deepspeed_config if kind == "deepspeed" else None,

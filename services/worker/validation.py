@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from services.core.chatformat import FormatError, chat_format, get_profile, load_tokenizer
 from services.core.chatformat.validate import ValidationReport, validate_file
 from services.core.registry import base_model_dir, model_profile
 from services.gateway.files.models import StoredFile
-from services.gateway.files.storage import FileStore
+from services.gateway.files.storage import FileStore, open_store
 from services.gateway.finetune import service
 from services.gateway.finetune.models import FineTuneJob
 
@@ -80,20 +81,19 @@ async def _check(
         fmt = chat_format(tokenizer, get_profile(model_profile(model_dir, settings.profile)))
     except Exception as exc:  # a broken model directory: the job says why
         return "model", f"cannot load the tokenizer of {job.model!r}: {exc}", None
-    store = FileStore(settings.files_dir)
+    store = open_store(settings)
     for param, file_id in (
         ("training_file", job.training_file),
         ("validation_file", job.validation_file),
     ):
         if file_id is None:
             continue
-        path = store.path(file_id)
-        if not path.is_file():
-            return param, f"{file_id} has been deleted", None
         try:
             report = await asyncio.to_thread(
-                validate_file, path, chat_format=fmt, max_seq_length=job.max_seq_length
+                _validate_stored, store, file_id, chat_format=fmt, max_seq_length=job.max_seq_length
             )
+        except FileNotFoundError:
+            return param, f"{file_id} has been deleted", None
         except FormatError as exc:
             return "max_seq_length", str(exc), None
         if not report.ok:
@@ -111,12 +111,20 @@ async def file_report(
     file_id: str, tokenizer_path: str, profile: str, settings: WorkerSettings
 ) -> None:
     """Store the token-level report of an uploaded file (for the admin console)."""
-    path = FileStore(settings.files_dir).path(file_id)
     fmt = chat_format(load_tokenizer(tokenizer_path), get_profile(profile))
-    report = await asyncio.to_thread(validate_file, path, chat_format=fmt)
+    report = await asyncio.to_thread(
+        _validate_stored, open_store(settings), file_id, chat_format=fmt
+    )
     async with task_engine(settings.database_url) as engine, sessions(engine)() as db:
         stored = await db.get(StoredFile, file_id)
         if stored is None:
             return  # deleted meanwhile
         stored.report = report.to_dict() | {"path": stored.filename}  # never the store's path
         await db.commit()
+
+
+def _validate_stored(store: FileStore, file_id: str, **kw: Any) -> ValidationReport:
+    """Validate a stored file from a local copy (the file itself in a directory store, a
+    download removed afterwards from a bucket); FileNotFoundError when it is gone."""
+    with store.local_copy(file_id) as path:
+        return validate_file(path, **kw)

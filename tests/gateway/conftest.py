@@ -18,6 +18,7 @@ from services.gateway.auth import service as auth_service
 from services.gateway.config import GatewaySettings
 from services.gateway.db import make_engine, make_sessionmaker
 from tests.support.engine_emulator import EmulatorHandle, run_emulator
+from tests.support.s3 import CREDENTIALS, REGION, S3Server, s3_server
 from tests.support.servers import PrivateRedis, private_redis, serve, temporary_database
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -92,6 +93,41 @@ def gateway_settings(
 @pytest.fixture(scope="session")
 def gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
     with serve(create_app(gateway_settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3-compatible server (moto's, its own process); its credentials in this process's
+    environment, where boto3 finds them (and worker processes inherit them)."""
+    with (
+        pytest.MonkeyPatch.context() as env,
+        s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as server,
+    ):
+        for name, value in CREDENTIALS.items():
+            env.setenv(name, value)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_gateway_settings(
+    gateway_settings: GatewaySettings, s3: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> GatewaySettings:
+    """The gateway's settings with files in a bucket (files_dir holds only local copies)."""
+    return gateway_settings.model_copy(
+        update={
+            "files_backend": "s3",
+            "s3_bucket": s3.new_bucket(),
+            "s3_endpoint_url": s3.url,
+            "s3_region": REGION,
+            "files_dir": tmp_path_factory.mktemp("s3-files"),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def s3_gateway_url(s3_gateway_settings: GatewaySettings) -> Iterator[str]:
+    with serve(create_app(s3_gateway_settings)) as url:
         yield url
 
 

@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from services.gateway.errors import ApiError, NotFound
 from services.gateway.files import service as files
 from services.gateway.files.schemas import FileObject
 from services.gateway.files.storage import FileStore, new_file_id
+from services.gateway.files.upload import discard_upload
 from services.gateway.sessions.dependencies import OwnedSession
 from services.gateway.sessions.models import ChatSession, Message
 
@@ -154,27 +156,31 @@ async def dataset_from_feedback(
     data = ("\n".join(lines) + "\n").encode()
     store: FileStore = request.app.state.files
     file_id = new_file_id()
-    partial = store.partial()
-    partial.write_bytes(data)
-    stored = await files.add_file(
-        db=db,
-        file_id=file_id,
-        owner_id=principal.user_id,
-        purpose="fine-tune",
-        filename=f"feedback-{utcnow():%Y%m%d-%H%M%S}.jsonl",
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        rows=len(lines),
-    )
-    audit.record(
-        db,
-        "dataset.from_feedback",
-        request=request,
-        target_type="file",
-        target_id=file_id,
-        details={"conversations": len(lines), "redacted": body.redact},
-        **audit.actor(principal),
-    )
-    store.commit(partial, file_id)
-    await db.commit()
+    pending = store.begin(file_id)
+    try:
+        await anyio.to_thread.run_sync(pending.write, data)
+        stored = await files.add_file(
+            db=db,
+            file_id=file_id,
+            owner_id=principal.user_id,
+            purpose="fine-tune",
+            filename=f"feedback-{utcnow():%Y%m%d-%H%M%S}.jsonl",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            rows=len(lines),
+        )
+        audit.record(
+            db,
+            "dataset.from_feedback",
+            request=request,
+            target_type="file",
+            target_id=file_id,
+            details={"conversations": len(lines), "redacted": body.redact},
+            **audit.actor(principal),
+        )
+        await anyio.to_thread.run_sync(pending.complete)
+        await db.commit()
+    except BaseException:
+        await discard_upload(pending)
+        raise
     return FileObject.of(stored)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from services.gateway.audit import service as audit
 from services.gateway.auth.dependencies import AdminPrincipal
@@ -19,7 +20,7 @@ from services.worker.queue import REPORT_TASK
 from . import service
 from .schemas import FileDeleted, FileList, FileObject
 from .storage import FileStore, new_file_id
-from .upload import receive_upload
+from .upload import discard_upload, receive_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -56,10 +57,10 @@ async def upload_file(request: Request, db: Db, principal: AdminPrincipal) -> Fi
     """Upload a JSONL dataset (multipart: `file`, `purpose=fine-tune`). It is streamed to the
     store and checked line by line as it arrives; a file with errors is refused with every
     problem's line number, and nothing is kept."""
-    store = _store(request)
-    partial = store.partial()
+    file_id = new_file_id()
+    pending = _store(request).begin(file_id)
     try:
-        upload = await receive_upload(request, partial, request.app.state.settings.max_file_bytes)
+        upload = await receive_upload(request, pending, request.app.state.settings.max_file_bytes)
         purpose = upload.fields.get("purpose", "")
         if purpose not in PURPOSES:
             raise ApiError(
@@ -85,7 +86,6 @@ async def upload_file(request: Request, db: Db, principal: AdminPrincipal) -> Fi
                 "file",
                 details=problems[:MAX_DETAILS],
             )
-        file_id = new_file_id()
         stored = await service.add_file(
             db=db,
             file_id=file_id,
@@ -105,16 +105,14 @@ async def upload_file(request: Request, db: Db, principal: AdminPrincipal) -> Fi
             details={"bytes": upload.size, "rows": report.rows, "sha256": upload.sha256},
             **audit.actor(principal),
         )
-        store.commit(partial, file_id)
-        try:
-            await db.commit()
-        except BaseException:
-            store.delete(file_id)
-            raise
-        await _request_report(request, file_id)
-        return FileObject.of(stored)
-    finally:
-        partial.unlink(missing_ok=True)
+        # Stored before the row is committed; a commit that fails removes it again.
+        await anyio.to_thread.run_sync(pending.complete)
+        await db.commit()
+    except BaseException:
+        await discard_upload(pending)
+        raise
+    await _request_report(request, file_id)
+    return FileObject.of(stored)
 
 
 async def _request_report(request: Request, file_id: str) -> None:
@@ -178,15 +176,31 @@ async def delete_file(
         **audit.actor(principal),
     )
     await db.commit()
-    _store(request).delete(file_id)
+    await anyio.to_thread.run_sync(_store(request).delete, file_id)
     return FileDeleted(id=file_id)
 
 
 @router.get("/{file_id}/content", response_class=FileResponse)
-async def file_content(file_id: str, request: Request, db: Db, _: AdminPrincipal) -> FileResponse:
+async def file_content(file_id: str, request: Request, db: Db, _: AdminPrincipal) -> Response:
     f = await service.get_file(db=db, file_id=file_id)
     if f is None:
         raise NotFound("file")
-    return FileResponse(
-        _store(request).path(f.id), media_type="application/jsonl", filename=f.filename
-    )
+    store = _store(request)
+    path = store.local_path(f.id)
+    if path is not None:
+        return FileResponse(path, media_type="application/jsonl", filename=f.filename)
+    try:
+        chunks = await anyio.to_thread.run_sync(store.open_content, f.id)
+    except FileNotFoundError:
+        raise NotFound("file") from None
+    # Streamed from the store chunk by chunk (each read in a worker thread), never whole.
+    headers = {"Content-Length": str(f.bytes), "Content-Disposition": _attachment(f.filename)}
+    return StreamingResponse(chunks, media_type="application/jsonl", headers=headers)
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition as FileResponse writes it (RFC 6266 `filename*` when needed)."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'

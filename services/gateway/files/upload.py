@@ -1,14 +1,15 @@
-"""A multipart upload streamed to disk: the body is never held in memory, every byte is
-hashed and validated as JSONL as it arrives, and the size limit stops the upload at once."""
+"""A multipart upload streamed to the file store: the body is never held in memory, every
+byte is hashed and validated as JSONL as it arrives, and the size limit stops the upload at
+once."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
 
+import anyio
 import anyio.to_thread
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -16,8 +17,11 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from services.core.chatformat.validate import ChunkValidator, ValidationReport
 from services.gateway.errors import ApiError
 
+from .storage import PendingFile
+
+log = logging.getLogger(__name__)
 MAX_FIELD_BYTES = 1024  # purpose and other small form fields
-WRITE_BYTES = 1 << 20  # file data is handed to the disk thread in slices this large
+WRITE_BYTES = 1 << 20  # file data is handed to the store's thread in slices this large
 
 
 def _bad(code: str, message: str, param: str | None = None) -> ApiError:
@@ -25,14 +29,15 @@ def _bad(code: str, message: str, param: str | None = None) -> ApiError:
 
 
 class _Sink:
-    """Writes the file part to disk, hashing and validating it (runs in a worker thread)."""
+    """Writes the file part to the store, hashing and validating it (runs in a worker
+    thread)."""
 
-    def __init__(self, target: Path, max_bytes: int, name: str):
+    def __init__(self, target: PendingFile, max_bytes: int, name: str):
         self.max_bytes = max_bytes
         self.size = 0
         self.sha256 = hashlib.sha256()
         self.validator = ChunkValidator(name)
-        self._file: BinaryIO = target.open("wb")
+        self._target = target
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -43,21 +48,16 @@ class _Sink:
                 f"the file is larger than the limit of {self.max_bytes} bytes",
                 "file",
             )
-        self._file.write(data)
+        self._target.write(data)
         self.sha256.update(data)
         self.validator.feed(data)
 
     def finish(self) -> ValidationReport:
-        self._file.close()
         return self.validator.finish()
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @dataclass
 class Upload:
-    partial: Path
     filename: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     size: int = 0
@@ -140,8 +140,8 @@ class _Parts:
         self._in_file = False
 
 
-async def receive_upload(request: Request, partial: Path, max_bytes: int) -> Upload:
-    """Parse a multipart/form-data body into `partial` (the caller removes it on error)."""
+async def receive_upload(request: Request, target: PendingFile, max_bytes: int) -> Upload:
+    """Parse a multipart/form-data body into `target` (the caller discards it on error)."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -155,23 +155,30 @@ async def receive_upload(request: Request, partial: Path, max_bytes: int) -> Upl
         raise ApiError(
             413, "file_too_large", f"the file is larger than the limit of {max_bytes} bytes", "file"
         )
-    upload = Upload(partial)
-    parts = _Parts(upload, lambda: _Sink(partial, max_bytes, upload.filename))
+    upload = Upload()
+    parts = _Parts(upload, lambda: _Sink(target, max_bytes, upload.filename))
     parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
-    try:
-        async for chunk in request.stream():
-            parser.write(chunk)
-            if parts.sink is not None and len(parts.buffer) >= WRITE_BYTES:
-                data, parts.buffer = bytes(parts.buffer), bytearray()
-                await anyio.to_thread.run_sync(parts.sink.write, data)
-        parser.finalize()
-        if parts.sink is None:
-            raise _bad("invalid_request", "the form has no 'file' part", "file")
-        sink = parts.sink
-        await anyio.to_thread.run_sync(sink.write, bytes(parts.buffer))
-        upload.report = await anyio.to_thread.run_sync(sink.finish)
-    finally:
-        if parts.sink is not None:
-            parts.sink.close()
+    async for chunk in request.stream():
+        parser.write(chunk)
+        if parts.sink is not None and len(parts.buffer) >= WRITE_BYTES:
+            data, parts.buffer = bytes(parts.buffer), bytearray()
+            await anyio.to_thread.run_sync(parts.sink.write, data)
+    parser.finalize()
+    if parts.sink is None:
+        raise _bad("invalid_request", "the form has no 'file' part", "file")
+    sink = parts.sink
+    await anyio.to_thread.run_sync(sink.write, bytes(parts.buffer))
+    upload.report = await anyio.to_thread.run_sync(sink.finish)
     upload.size, upload.sha256 = sink.size, sink.sha256.hexdigest()
     return upload
+
+
+async def discard_upload(target: PendingFile) -> None:
+    """Remove an upload that will not be kept. Shielded, so that a client that left (the
+    request cancelled) still leaves nothing behind; a failure here is logged, never raised
+    over the error that brought us here."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await anyio.to_thread.run_sync(target.discard)
+        except Exception:
+            log.exception("could not remove an unfinished upload")

@@ -1,4 +1,5 @@
-"""The Files API: uploads streamed, checked line by line, refused whole; admins only."""
+"""The Files API: uploads streamed, checked line by line, refused whole; admins only. Each
+test runs against the directory store and an S3-compatible bucket (`backend`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from services.gateway.config import GatewaySettings
 from tests.gateway.conftest import MAX_FILE_BYTES, Patient, make_key
+from tests.gateway.files.conftest import Backend
 from tests.support.tokenizers import SFT_EXAMPLES
 
 GOOD_ROW = {
@@ -28,22 +29,13 @@ def jsonl(*rows: Any) -> bytes:
     return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
 
 
-def stored_names(settings: GatewaySettings) -> set[str]:
-    """Everything in the file store, partial uploads included."""
-    return {
-        str(p.relative_to(settings.files_dir)) for p in settings.files_dir.rglob("*") if p.is_file()
-    }
-
-
 def upload(
     client: httpx.Client, data: bytes, name: str = "train.jsonl", purpose: str = "fine-tune"
 ) -> httpx.Response:
     return client.post("/v1/files", data={"purpose": purpose}, files={"file": (name, data)})
 
 
-def test_upload_list_retrieve_content_delete(
-    admin: httpx.Client, gateway_settings: GatewaySettings
-) -> None:
+def test_upload_list_retrieve_content_delete(admin: httpx.Client, backend: Backend) -> None:
     data = SFT_EXAMPLES.read_bytes()
     r = upload(admin, data, "sft_examples.jsonl")
     assert r.status_code == 200, r.text
@@ -65,7 +57,7 @@ def test_upload_list_retrieve_content_delete(
     deleted = admin.delete(f"/v1/files/{f['id']}")
     assert deleted.json() == {"id": f["id"], "object": "file", "deleted": True}
     assert admin.get(f"/v1/files/{f['id']}").status_code == 404
-    assert f"{f['id']}.jsonl" not in stored_names(gateway_settings)
+    assert f"{f['id']}.jsonl" not in backend.stored_names()
 
 
 def test_list_is_paginated_newest_first(admin: httpx.Client) -> None:
@@ -127,14 +119,14 @@ BAD_FILES = [
 @pytest.mark.parametrize(("data", "name", "purpose", "expected"), BAD_FILES)
 def test_bad_files_are_refused_whole(
     admin: httpx.Client,
-    gateway_settings: GatewaySettings,
+    backend: Backend,
     data: bytes,
     name: str,
     purpose: str,
     expected: tuple[int, str, int | None, str | None],
 ) -> None:
     status, code, line, problem = expected
-    before = stored_names(gateway_settings)
+    before = backend.stored_names()
     listed = len(admin.get("/v1/files", params={"limit": 10_000}).json()["data"])
     r = upload(admin, data, name, purpose)
     assert r.status_code == status, r.text
@@ -144,13 +136,11 @@ def test_bad_files_are_refused_whole(
         assert (error["details"][0]["line"], error["details"][0]["code"]) == (line, problem)
         assert f"line {line}" in error["message"]
     # Nothing stored half-way: no new file, no partial upload, no row.
-    assert stored_names(gateway_settings) == before
+    assert backend.stored_names() == before
     assert len(admin.get("/v1/files", params={"limit": 10_000}).json()["data"]) == listed
 
 
-def test_chunked_upload_over_the_limit_stops_early(
-    admin: httpx.Client, gateway_settings: GatewaySettings
-) -> None:
+def test_chunked_upload_over_the_limit_stops_early(admin: httpx.Client, backend: Backend) -> None:
     """Without Content-Length the gateway counts as it reads and answers 413."""
     boundary = "b0undary"
     row = jsonl(GOOD_ROW)
@@ -165,38 +155,38 @@ def test_chunked_upload_over_the_limit_stops_early(
             yield row
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    before = stored_names(gateway_settings)
+    before = backend.stored_names()
     r = admin.post(
         "/v1/files",
         content=body(),
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert r.status_code == 413 and r.json()["error"]["code"] == "file_too_large"
-    assert stored_names(gateway_settings) == before
+    assert backend.stored_names() == before
 
 
 def test_path_traversal_file_name_is_only_a_label(
-    admin: httpx.Client, gateway_settings: GatewaySettings, tmp_path: Path
+    admin: httpx.Client, backend: Backend, tmp_path: Path
 ) -> None:
     r = upload(admin, jsonl(GOOD_ROW), "../../../../tmp/evil.jsonl")
     assert r.status_code == 200, r.text
     f = r.json()
     assert f["filename"] == "evil.jsonl"
-    assert (gateway_settings.files_dir / f"{f['id']}.jsonl").exists()
+    assert f"{f['id']}.jsonl" in backend.stored_names()
     assert not Path("/tmp/evil.jsonl").exists()
     assert admin.get("/v1/files/..%2F..%2Fetc%2Fpasswd/content").status_code == 404
 
 
 def test_only_admins_reach_files(
-    gateway_url: str, database_url: str, new_guest: Callable[[], Patient], admin: httpx.Client
+    backend: Backend, database_url: str, new_guest: Callable[[], Patient], admin: httpx.Client
 ) -> None:
     file_id = upload(admin, jsonl(GOOD_ROW)).json()["id"]
     integrator = httpx.Client(
-        base_url=gateway_url,
+        base_url=backend.url,
         headers={"Authorization": f"Bearer {make_key(database_url, 'integrator')}"},
     )
     patient = new_guest()
-    anonymous = httpx.Client(base_url=gateway_url)
+    anonymous = httpx.Client(base_url=backend.url)
     routes = [
         ("GET", "/v1/files"),
         ("GET", f"/v1/files/{file_id}"),
@@ -214,8 +204,8 @@ def test_only_admins_reach_files(
     anonymous.close()
 
 
-def test_openai_sdk_files(gateway_url: str, database_url: str, tmp_path: Path) -> None:
-    client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=make_key(database_url, "admin"))
+def test_openai_sdk_files(backend: Backend, database_url: str, tmp_path: Path) -> None:
+    client = openai.OpenAI(base_url=f"{backend.url}/v1", api_key=make_key(database_url, "admin"))
     path = tmp_path / "data.jsonl"
     path.write_bytes(jsonl(GOOD_ROW, GOOD_ROW))
     with path.open("rb") as fh:

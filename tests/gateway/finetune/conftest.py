@@ -47,7 +47,15 @@ def worker_env(settings: GatewaySettings) -> dict[str, str]:
         MEDCHAT_FILES_DIR=str(settings.files_dir),
         MEDCHAT_MODELS_DIR=str(settings.models_dir),
         MEDCHAT_TRAINER_LAUNCHER="python",
+        MEDCHAT_FILES_BACKEND=settings.files_backend,
+        MEDCHAT_S3_PREFIX=settings.s3_prefix,
     )
+    optional = {
+        "MEDCHAT_S3_BUCKET": settings.s3_bucket,
+        "MEDCHAT_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+        "MEDCHAT_S3_REGION": settings.s3_region,
+    }
+    env.update({name: value for name, value in optional.items() if value is not None})
     return env
 
 
