@@ -14,11 +14,17 @@ What it does, in one run:
      validator's own, and the growth of the gateway's and worker's resident memory (VmHWM,
      the kernel's peak, minus the RSS before the upload).
 
+With --backend s3 the files go to an S3-compatible bucket instead of a directory: an
+S3 server (moto's `moto_server`, a process of its own on this machine, in memory) is started
+and the gateway and worker get MEDCHAT_FILES_BACKEND=s3 (multipart upload in 8 MiB parts;
+the worker reads a downloaded copy).
+
 Targets (the fine-tune jobs issue): gateway RSS grows < 50 MB during the upload; end to end
 >= 50% of the validator's own throughput.
 
     .venv/bin/python bench/upload.py --size-mb 100     # quick
     .venv/bin/python bench/upload.py                   # 1 GB
+    .venv/bin/python bench/upload.py --size-mb 200 --backend s3
 
 Needs Postgres (user postgres, trust) and Redis on 127.0.0.1; cleans up after itself.
 """
@@ -91,6 +97,36 @@ def wait_until(check: object, what: str, timeout_s: float) -> None:
     raise SystemExit(f"{what} not ready within {timeout_s:.0f} s")
 
 
+def start_s3(log: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """moto's S3 server with one bucket; the settings and credentials that point at it."""
+    import boto3
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    wait_until(lambda: httpx.get(f"{url}/moto-api/data.json").status_code == 200, "moto", 30)
+    creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
+    bucket = "medchat-bench"
+    boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+    ).create_bucket(Bucket=bucket)
+    return proc, creds | {
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "MEDCHAT_FILES_BACKEND": "s3",
+        "MEDCHAT_S3_BUCKET": bucket,
+        "MEDCHAT_S3_ENDPOINT_URL": url,
+        "MEDCHAT_S3_REGION": "us-east-1",
+    }
+
+
 def upload_body(path: Path, boundary: str) -> tuple[Iterator[bytes], int]:
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
@@ -112,6 +148,7 @@ def upload_body(path: Path, boundary: str) -> tuple[Iterator[bytes], int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--backend", choices=("dir", "s3"), default="dir", help="the file store")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     data = OUT / f"upload_{args.size_mb}mb.jsonl"
@@ -149,6 +186,12 @@ def main() -> int:
     )
     procs: list[subprocess.Popen[bytes]] = []
     try:
+        log = (work / "logs").resolve()
+        log.mkdir(parents=True)
+        if args.backend == "s3":
+            s3, s3_env = start_s3(log / "moto.log")
+            procs.append(s3)
+            env.update(s3_env)
         subprocess.run([MEDCHAT, "db", "upgrade"], env=env, check=True, capture_output=True)
         key = subprocess.run(
             [MEDCHAT, "apikey", "create", "--role", "admin", "--name", "bench"],
@@ -158,8 +201,6 @@ def main() -> int:
             text=True,
         ).stdout.strip()
         port = free_port()
-        log = (work / "logs").resolve()
-        log.mkdir(parents=True)
         gateway = subprocess.Popen(
             [MEDCHAT, "serve", "--port", str(port)],
             env=env,
@@ -221,6 +262,7 @@ def main() -> int:
     gw_growth, wk_growth = (gw_peak - gw_before) / 1024, (wk_peak - wk_before) / 1024
     own_rate, e2e = size_mb / own_s, size_mb / total_s
     result = {
+        "backend": args.backend,
         "size_mb": round(size_mb, 1),
         "validator_mb_s": round(own_rate, 1),
         "upload_mb_s": round(size_mb / upload_s, 1),
