@@ -98,3 +98,47 @@ def test_audit_log_shows_the_admins_upload(
     assert "file.upload" in text and "admin" in text and "cookie" in text, text
     assert "头痛" not in page.content()  # the log holds no content
     screenshot(page, "audit-log")
+
+
+def test_admin_chooses_the_model_that_serves_patients(
+    page: Page, stack: Stack, admin_email: str
+) -> None:
+    """A published fine-tune (here another tiny model, merged) is switched to from the Models
+    page; the unpinned `transformers serve` of `medchat up` loads it, passes the gateway's
+    tokenization canary, and answers patients from then on."""
+    from services.core.registry import publish
+    from tests.support.tiny_model import build_tiny_marker_model
+
+    root = stack.data_dir.parent
+    staging = build_tiny_marker_model(root / "ft-staging", root / "tokenizer", seed=7)
+    name = publish(
+        stack.data_dir / "models",
+        staging,
+        base="model",
+        suffix="e2e",
+        job_id="ftjob-e2e000000000000000000",
+        kind="merged",
+        profile="disc-medllm",
+    ).name
+    try:
+        sign_in(page, stack, admin_email)
+        page.get_by_role("link", name="模型").click()
+        row = page.get_by_role("row").filter(has_text=name)
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name="用于服务").click()
+        row.get_by_text("正在服务").wait_for(timeout=120_000)  # the engine loads it first
+        screenshot(page, "admin-models-switched")
+        with stack.admin() as admin:
+            assert admin.get("/api/admin/serving").json()["model"] == name
+            r = admin.post(
+                "/v1/chat/completions",
+                json={"model": "x", "messages": [{"role": "user", "content": "头痛"}]},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["model"] == name
+            audit = admin.get("/api/admin/audit", params={"action": "admin.model_switch"})
+            assert audit.json()["data"][0]["details"]["to"] == name
+    finally:
+        with stack.admin() as admin:  # the other tests talk to the base model
+            base = admin.get("/api/admin/serving").json()["default_model"]
+            assert admin.put("/api/admin/serving", json={"model": base}).status_code == 200
