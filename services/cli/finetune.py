@@ -215,3 +215,18 @@ def cancel(api: Api, job_id: str) -> None:
     """Cancel a job (a running trainer is stopped within seconds)."""
     job = api.call("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel")
     out.print(f"{job['id']} {job['status']}")
+
+
+@finetune.command()
+@click.argument("model", required=False)
+@pass_api
+def serve(api: Api, model: str | None) -> None:
+    """Show the model that answers patients, or make MODEL answer them (a fine-tune from
+    `GET /v1/models`, or the engine's own model). The gateway asks the engine first and
+    refuses a model it does not answer for."""
+    if model is None:
+        choice = api.call("GET", "/api/admin/serving")
+    else:
+        choice = api.call("PUT", "/api/admin/serving", json={"model": model})
+    default = " (the engine's own model)" if choice["model"] == choice["default_model"] else ""
+    out.print(f"serving {choice['model']}{default}")

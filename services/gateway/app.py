@@ -189,7 +189,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         engine_ok = checks["engine"] == "ok" and tolerated
         ready = checks["postgres"] == "ok" and engine_ok
         return Json(
-            {"ready": ready, "checks": checks, "engine_detail": canary.detail},
+            {
+                "ready": ready,
+                "checks": checks,
+                "engine_detail": canary.detail,
+                "serving": (await app.state.chat.serving.current()).name,
+            },
             200 if ready else 503,
         )
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -172,6 +175,7 @@ def test_tgi_serves_a_declared_adapter_and_refuses_what_it_did_not_load(
         probe = s.generation_requests()
         assert probe and probe[-1]["parameters"]["adapter_id"] == ADAPTER
         assert _serving(admin) == [ADAPTER]
+        assert httpx.get(f"{s.gateway}/readyz").json()["serving"] == ADAPTER
 
         s.engine.control(reset=True)
         answer = _ask(s.gateway)
@@ -264,3 +268,23 @@ def test_only_admins_choose(
                 assert r.status_code == 403
         with httpx.Client(base_url=s.gateway) as anonymous:
             assert anonymous.put("/api/admin/serving", json={"model": EMULATED}).status_code == 401
+
+
+def test_cli_shows_and_switches_the_serving_model(
+    stack: Callable[..., AbstractContextManager[Stack]],
+) -> None:
+    adapters = f"{ADAPTER}=/data/models/ft/ftjob-adapter1"
+    with stack("tgi", {"adapters": (ADAPTER,)}, engine_adapters=adapters) as s:
+        env = {**os.environ, "MEDCHAT_URL": s.gateway}
+        env["MEDCHAT_API_KEY"] = make_key(s.database_url, "admin")
+
+        def medchat(*args: str) -> subprocess.CompletedProcess[str]:
+            command = [sys.executable, "-m", "services.cli", "finetune", "serve", *args]
+            return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+        shown = medchat()
+        assert shown.returncode == 0 and f"serving {EMULATED} (the engine's own" in shown.stdout
+        assert f"serving {ADAPTER}" in medchat(ADAPTER).stdout
+        refused = medchat(UNLOADED)
+        assert refused.returncode == 1 and "model_not_served" in refused.stderr
+        assert f"serving {ADAPTER}" in medchat().stdout
