@@ -91,8 +91,12 @@ def _not_served(message: str) -> ApiError:
     return ApiError(409, "model_not_served", message, "model")
 
 
+def registered(settings: GatewaySettings, name: str) -> RegisteredModel | None:
+    return next((m for m in list_models(settings.models_dir) if m.name == name), None)
+
+
 def find_model(settings: GatewaySettings, name: str) -> RegisteredModel:
-    found = next((m for m in list_models(settings.models_dir) if m.name == name), None)
+    found = registered(settings, name)
     if found is None:
         raise ApiError(
             400,
@@ -222,9 +226,7 @@ class AdapterKeeper:
         served = await self._state.current()
         if served.engine_ref is None or served.engine_ref in await self._engine.served_models():
             return False
-        model = next(
-            (m for m in list_models(self._settings.models_dir) if m.name == served.name), None
-        )
+        model = registered(self._settings, served.name)
         if model is None or model.kind != "adapter":
             return False
         await self._engine.load_adapter(served.engine_ref, model.path)
