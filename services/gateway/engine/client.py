@@ -138,10 +138,6 @@ class EngineClient(ABC):
         """How many tokens the engine makes of a prompt, where it can only tell the count."""
         return None
 
-    async def load_adapter(self, name: str, path: str) -> None:
-        """Ask the engine to load a LoRA adapter under `name` while it runs."""
-        raise EngineRejected("this engine cannot load adapters while it runs")
-
     async def healthy(self) -> bool:
         try:
             response = await self._request("GET", self.health_path)
