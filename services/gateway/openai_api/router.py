@@ -97,7 +97,9 @@ async def chat_completions(
         prompt = runtime.format.render_prompt(turns, budget, system)
     except PromptTooLong as exc:
         raise ApiError(400, "context_length_exceeded", str(exc), "messages") from exc
-    served = await runtime.serving.current()
+    served = await runtime.serving.for_request(
+        body.model, runtime.settings, runtime.engine, runtime.format
+    )
     params = runtime.params(
         max_new,
         temperature=body.temperature,

@@ -29,6 +29,7 @@ from services.gateway.errors import ApiError
 from .models import ServingChoice
 
 log = logging.getLogger(__name__)
+CHECKED_S = 60.0  # how long a model an API call named is taken as servable without asking
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class ServingState:
         self._value: Served | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
+        self._checked: dict[str, tuple[Served, float]] = {}  # models API calls asked for
 
     async def current(self) -> Served:
         if self._value is not None and time.monotonic() < self._expires:
@@ -76,6 +78,32 @@ class ServingState:
 
     def remember(self, served: Served) -> None:
         self._value, self._expires = served, time.monotonic() + self._refresh_s
+
+    async def for_request(
+        self,
+        requested: str,
+        settings: GatewaySettings,
+        engine: EngineClient,
+        chat_format: ChatFormat,
+    ) -> Served:
+        """The model an API call names, when it names another listed model than the one
+        serving patients (a fine-tune under evaluation): checked with the engine as a switch
+        is, then remembered for a minute. Any other name gets the serving model, which the
+        reply names."""
+        current = await self.current()
+        if requested == current.name:
+            return current
+        if requested == self._default.name:
+            return self._default
+        checked = self._checked.get(requested)
+        if checked is not None and time.monotonic() < checked[1]:
+            return checked[0]
+        model = registered(settings, requested)
+        if model is None:
+            return current
+        served = await make_servable(settings, engine, chat_format, model)
+        self._checked[requested] = (served, time.monotonic() + CHECKED_S)
+        return served
 
 
 async def save_choice(db: AsyncSession, served: Served, chosen_by: uuid.UUID) -> None:

@@ -34,6 +34,7 @@ ADAPTER = f"ft:{EMULATED}:med:ftjob-adapter1"  # what the engine was started wit
 UNLOADED = f"ft:{EMULATED}:other:ftjob-adapter2"
 MERGED = f"ft:{EMULATED}:full:ftjob-merged1"
 OTHER_PROFILE = f"ft:{EMULATED}:chatml:ftjob-generic1"
+HEADACHE = [{"role": "user", "content": "头痛"}]
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +167,12 @@ def test_tgi_serves_a_declared_adapter_and_refuses_what_it_did_not_load(
         r = s.choose(OTHER_PROFILE)
         assert r.status_code == 409 and "'generic'" in r.json()["error"]["message"]
         assert admin.get("/api/admin/serving").json()["model"] == EMULATED  # nothing changed
+        # Naming a model TGI did not load in an API call is refused the same way (TGI would
+        # answer with the base model); a name that is not listed gets the serving model.
+        r = admin.post("/v1/chat/completions", json={"model": UNLOADED, "messages": HEADACHE})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "model_not_served"
+        r = admin.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HEADACHE})
+        assert r.status_code == 200 and r.json()["model"] == EMULATED
 
         s.engine.control(reset=True)
         r = s.choose(ADAPTER)
@@ -219,6 +226,17 @@ def test_vllm_loads_the_chosen_adapter_at_runtime(
         s.admin() as admin,
     ):
         assert ADAPTER not in _engine_models(s.engine)
+        # An API call may name a listed fine-tune (an evaluation of it before it serves
+        # patients): it answers that call only.
+        r = admin.post("/v1/chat/completions", json={"model": ADAPTER, "messages": HEADACHE})
+        assert r.status_code == 200, r.text
+        assert r.json()["model"] == ADAPTER
+        assert s.generation_requests()[-1]["model"] == ADAPTER
+        s.engine.control(reset=True)
+        _ask(s.gateway)
+        (sent,) = s.generation_requests()
+        assert sent["model"] == EMULATED  # patients: still the engine's own model
+
         r = s.choose(ADAPTER)
         assert r.status_code == 200, r.text
         assert ADAPTER in _engine_models(s.engine)  # through /v1/load_lora_adapter
