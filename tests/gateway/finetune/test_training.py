@@ -110,8 +110,9 @@ def test_upload_train_publish_serve_and_answer(
         httpx.Client(base_url=gateway, timeout=120) as client,
     ):
         integrator = {"Authorization": f"Bearer {make_key(db, 'integrator')}"}
+        # A model name the registry does not list: whichever model serves patients answers.
         chat = {
-            "model": name,
+            "model": "disc-medllm",
             "messages": [{"role": "user", "content": question}],
             "temperature": 0,
             "max_tokens": 24,
@@ -119,6 +120,18 @@ def test_upload_train_publish_serve_and_answer(
         before = client.post("/v1/chat/completions", json=chat, headers=integrator)
         assert before.status_code == 200, before.text
         assert not before.json()["choices"][0]["message"]["content"].startswith(answer)
+        # Naming the fine-tune (as an evaluation of it does) gets it for that call only.
+        named = client.post(
+            "/v1/chat/completions", json={**chat, "model": name}, headers=integrator
+        )
+        assert named.status_code == 200, named.text
+        assert named.json()["model"] == name
+        assert named.json()["choices"][0]["message"]["content"].startswith(answer)
+        again = client.post("/v1/chat/completions", json=chat, headers=integrator)
+        assert (
+            again.json()["choices"][0]["message"]["content"]
+            == (before.json()["choices"][0]["message"]["content"])
+        )
 
         admin_key = {"Authorization": f"Bearer {make_key(db, 'admin')}"}
         r = client.put("/api/admin/serving", json={"model": name}, headers=admin_key)
