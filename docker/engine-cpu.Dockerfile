@@ -8,9 +8,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# The CPU build of torch from PyTorch's own index (PyPI's Linux wheel is the CUDA one).
+COPY requirements.lock /tmp/requirements.lock
+# The CPU build of torch from PyTorch's own index (PyPI's Linux wheel is the CUDA one), then
+# transformers at the version of requirements.lock.
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
-    && pip install --no-cache-dir "transformers[serving]==5.24.0"
+    && pip install --no-cache-dir -c /tmp/requirements.lock "transformers[serving]" protobuf
 
 FROM python:3.11.11-slim-bookworm
 RUN groupadd --system --gid 10001 engine \

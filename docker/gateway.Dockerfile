@@ -9,12 +9,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY services ./services
 COPY trainer ./trainer
-# No extras: the base dependencies are the gateway's and the core's. The check fails the
-# build if anything pulled torch in (the gateway renders prompts with tokenizers alone).
-RUN pip install --no-cache-dir . \
+# No extras: the base dependencies are the gateway's and the core's, at the versions of
+# requirements.lock. The check fails the build if anything pulled torch in (the gateway
+# renders prompts with tokenizers alone).
+RUN pip install --no-cache-dir -c requirements.lock . \
     && if pip show torch >/dev/null 2>&1; then echo "torch must not be in the gateway image" >&2; exit 1; fi
 
 FROM python:3.11.11-slim-bookworm

@@ -20,11 +20,13 @@ ENV PATH=/opt/venv/bin:$PATH
 # with its CUDA runtime libraries.
 RUN pip install --no-cache-dir torch==2.13.0
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY services ./services
 COPY trainer ./trainer
-# The train extra, pinned to the versions the trainer is tested with.
-RUN pip install --no-cache-dir . accelerate==1.15.0 peft==0.21.2 deepspeed==0.19.8
+# The train extra at the versions of requirements.lock (which leaves torch to the line above).
+# DeepSpeed, a source package, builds against that torch (no isolated build fetching another).
+RUN pip install --no-cache-dir -c requirements.lock setuptools \
+    && DS_BUILD_OPS=0 pip install --no-cache-dir --no-build-isolation -c requirements.lock ".[train]"
 
 FROM nvidia/cuda:12.8.1-cudnn-devel-ubuntu24.04
 ENV DEBIAN_FRONTEND=noninteractive

@@ -26,9 +26,15 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     """Run the gateway. Settings come from MEDCHAT_* variables (or .env)."""
     import uvicorn
 
+    from services.gateway.app import StartupError, load_format
+    from services.gateway.config import GatewaySettings
     from services.gateway.observability import configure_logging
 
     configure_logging(log_level.upper())
+    try:  # before uvicorn, so that a bad setting is one clear line, not a lifespan traceback
+        load_format(GatewaySettings())
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from exc
     uvicorn.run(
         "services.gateway.app:create_app",
         factory=True,

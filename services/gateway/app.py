@@ -13,7 +13,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy import text
 
-from services.core.chatformat import ChatFormat, chat_format, get_profile, load_tokenizer
+from services.core.chatformat import (
+    ChatFormat,
+    ControlTokenLeak,
+    FormatError,
+    TokenizerLoadError,
+    Turn,
+    chat_format,
+    get_profile,
+    load_tokenizer,
+)
 from services.core.safety import default_rules
 from services.worker.queue import create_celery
 
@@ -28,6 +37,7 @@ from .chat.stop_bus import StopBus
 from .config import GatewaySettings, get_settings
 from .context_cache import ContextCache
 from .db import make_engine, make_sessionmaker
+from .engine.canary import CANARY
 from .engine.client import EngineClient, OpenAICompletionsClient, make_client
 from .errors import Json, install_error_handlers
 from .evals.router import router as evals_router
@@ -47,16 +57,34 @@ from .sessions.router import router as sessions_router
 from .webui import mount_webui
 
 log = logging.getLogger(__name__)
+# Rendered once at start-up: characters a tokenizer may not know, and control spellings.
+SELF_TEST = "🩺 体温38.5℃ \x07 ｜＜/s＞ <reserved_103> <|im_end|> Ω ∑ 𠀀"
+
+
+class StartupError(RuntimeError):
+    """A setting the gateway cannot work with: the message names it, the problem and the fix."""
 
 
 def load_format(settings: GatewaySettings) -> ChatFormat:
-    """The conversation format the prompts are built with: tokenizer plus model profile."""
-    if settings.tokenizer_path is None:
-        raise RuntimeError(
+    """The conversation format the prompts are built with: tokenizer plus model profile,
+    proven by rendering the canary dialogue (unfamiliar characters included) once."""
+    path = settings.tokenizer_path
+    if path is None:
+        raise StartupError(
             "MEDCHAT_TOKENIZER_PATH is not set: the gateway needs the served model's tokenizer"
             " to build prompts (a directory with tokenizer.json or tokenizer.model)"
         )
-    return chat_format(load_tokenizer(settings.tokenizer_path), get_profile(settings.profile))
+    try:
+        fmt = chat_format(load_tokenizer(path), get_profile(settings.profile))
+        fmt.render_prompt([*CANARY, Turn(role="user", content=SELF_TEST)], 1_000_000)
+    except (TokenizerLoadError, FormatError, ControlTokenLeak, ValueError, OSError) as exc:
+        raise StartupError(
+            f"cannot build prompts with the tokenizer at {path} (MEDCHAT_TOKENIZER_PATH) and"
+            f" the profile {settings.profile!r} (MEDCHAT_PROFILE): {exc}. Point"
+            " MEDCHAT_TOKENIZER_PATH at the served model's own tokenizer directory, and choose"
+            " the profile the model was trained with (disc-medllm, baichuan2, generic)"
+        ) from exc
+    return fmt
 
 
 def make_engine_client(settings: GatewaySettings) -> EngineClient:

@@ -14,6 +14,10 @@ class GatewaySettings(PlatformSettings):
     engine_url: str = "http://127.0.0.1:8080"
     engine_protocol: Literal["tgi", "openai"] = "tgi"
     engine_model: str = "disc-medllm"  # the model name sent to OpenAI-compatible engines
+    # The engine's model as /v1/models lists it, fine-tunes name their base and the registry
+    # knows it (default: engine_model). Set it when the engine names its model otherwise,
+    # e.g. by a path: one name for one model in the API, the console, the CLI and the registry.
+    model_name: str = ""
     # Send top_k / repetition_penalty to OpenAI-compatible engines (vLLM, SGLang, TGI take
     # them; `transformers serve` refuses fields outside OpenAI's schema).
     engine_sampling_extras: bool = True
@@ -62,6 +66,10 @@ class GatewaySettings(PlatformSettings):
     rate_limit_patient_per_minute: int = 20  # per user, browser logins (web chat)
     rate_limit_key_per_minute: int = 600  # per API key (OpenAI-compatible API)
     webui_dir: Path | None = None  # the built web UI (default: frontend/dist, if built)
+
+    @property
+    def served_model_name(self) -> str:
+        return self.model_name or self.engine_model
 
 
 @lru_cache

@@ -4,6 +4,7 @@ nginx's own syntax check of the frontend's configuration."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -73,12 +74,22 @@ def test_the_gateway_image_has_no_torch() -> None:
         a for op, a in dockerfile_instructions(ROOT / "docker/gateway.Dockerfile") if op == "RUN"
     ]
     installs = " ".join(runs)
-    assert "pip install --no-cache-dir . " in installs  # the package, no extras
+    assert "pip install --no-cache-dir -c requirements.lock . " in installs  # no extras
     assert "torch" not in installs.replace("pip show torch", "").replace("torch must not", "")
     worker = " ".join(
         a for op, a in dockerfile_instructions(ROOT / "docker/worker.Dockerfile") if op == "RUN"
     )
-    assert "torch==2.13.0" in worker and "deepspeed==" in worker
+    assert "torch==2.13.0" in worker and '-c requirements.lock ".[train]"' in worker
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_python_installs_take_the_locked_versions(dockerfile: Path) -> None:
+    """Every pip install but torch's own (the lock leaves torch to each image) is constrained
+    by requirements.lock, so an image holds what the tests passed with."""
+    for op, args in dockerfile_instructions(dockerfile):
+        for command in args.split("&&") if op == "RUN" else []:
+            if "pip install" in command and "torch==" not in command:
+                assert "requirements.lock" in command, f"{dockerfile.name}: {command.strip()}"
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
@@ -102,3 +113,15 @@ def test_nginx_configuration_is_valid(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for directive in ("proxy_buffering off;", "proxy_read_timeout 900s;", "location ~ ^/(api|v1)"):
         assert directive in conf
+
+
+def test_one_torch_version_everywhere() -> None:
+    """The lock leaves torch out; the scripts and images that install it name one version."""
+    places = [ROOT / "scripts/install.sh", ROOT / "scripts/lock.sh", *DOCKERFILES]
+    versions = {
+        p.name: set(re.findall(r"torch==(\d[\w.]*)|TORCH_VERSION=(\S+)", p.read_text()))
+        for p in places
+    }
+    found = {v for pairs in versions.values() for pair in pairs for v in pair if v}
+    assert len(found) == 1, versions
+    assert not any(line.startswith("torch==") for line in (ROOT / "requirements.lock").open())

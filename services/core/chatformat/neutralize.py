@@ -10,7 +10,9 @@ assistant; a data file must not smuggle markers into training. The transformatio
    `＜/s＞` (which NFKC-normalizing tokenizers would fold to `</s>`) are caught too. Text that
    spells no special token is left byte-for-byte unchanged.
 2. For tokenizers without byte fallback, characters that would encode to the unknown id are
-   replaced by `?` (Baichuan has byte fallback, so this never fires for DISC-MedLLM).
+   replaced by the first of `UNKNOWN_REPLACEMENTS` that this tokenizer encodes cleanly (probed
+   once per tokenizer), or dropped when none does: content never fails for being unfamiliar
+   (Baichuan has byte fallback, so this never fires for DISC-MedLLM).
 3. Fail closed: if an encoded content still holds a special id, `ControlTokenLeak` is raised
    rather than sending or training on it.
 
@@ -25,14 +27,15 @@ import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import chain
 
 from .tokenizer import Tokenizer
 
 LOOKALIKES = {"<": "\u2039", "[": "\u2045", "{": "\u2774", "|": "\u00a6"}
 FALLBACK = "\ufffd"
-UNKNOWN_REPLACEMENT = "?"
+# Stand-ins for a character the tokenizer does not know, in order of preference.
+UNKNOWN_REPLACEMENTS = ("?", "？", FALLBACK, "*", "_", "-", " ")
 
 
 class ControlTokenLeak(RuntimeError):
@@ -121,11 +124,19 @@ class ContentEncoder:
             return min(ids, default=self._hi + 1) > self._hi
         return max(ids, default=self._lo - 1) < self._lo
 
+    @cached_property
+    def unknown_replacement(self) -> str:
+        """The first stand-in that encodes to ordinary ids only ("" = drop the character)."""
+        encode, forbidden = self.tokenizer.encode, self.forbidden_ids
+        clean = (c for c in UNKNOWN_REPLACEMENTS if forbidden.isdisjoint(encode(c)))
+        return next(clean, "")
+
     def _repair(self, text: str, ids: list[int]) -> tuple[str, list[int]]:
         tok = self.tokenizer
         unk = tok.unk_id
         if unk is not None and unk in ids:
-            text = "".join(UNKNOWN_REPLACEMENT if unk in tok.encode(c) else c for c in text)
+            stand_in = self.unknown_replacement
+            text = "".join(stand_in if unk in tok.encode(c) else c for c in text)
             ids = tok.encode(text)
         leaked = sorted(self.forbidden_ids.intersection(ids))
         if leaked:

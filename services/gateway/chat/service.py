@@ -16,7 +16,14 @@ import anyio
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.chatformat import ChatFormat, Prompt, PromptTooLong, Turn, prompt_budget
+from services.core.chatformat import (
+    ChatFormat,
+    ControlTokenLeak,
+    Prompt,
+    PromptTooLong,
+    Turn,
+    prompt_budget,
+)
 from services.core.db import utcnow
 from services.gateway.config import GatewaySettings
 from services.gateway.context_cache import ContextCache
@@ -175,7 +182,8 @@ def _context(history: list[dict[str, Any]]) -> list[Turn]:
     return [
         Turn(role=h["role"], content=h["content"])
         for h in history
-        if h["role"] == "user" or (h["status"] in CONTEXT_STATUSES and h["content"])
+        if (h["role"] == "user" and h["status"] != "failed")
+        or (h["status"] in CONTEXT_STATUSES and h["content"])
     ]
 
 
@@ -229,11 +237,25 @@ async def begin_turn(
                     "status": "complete",
                 }
             )
+        unrenderable: ApiError | None = None
         try:
             budget = await runtime.budget(new_tokens)
             prompt = runtime.format.render_prompt(_context(history), budget)
         except PromptTooLong as exc:
             raise ApiError(413, "message_too_long", str(exc), "content") from exc
+        except ControlTokenLeak as exc:
+            # Kept (the patient's words are never lost) but out of the dialogue from now on.
+            log.warning("a message could not be rendered: %s", exc)
+            unrenderable = ApiError(
+                422,
+                "message_unrenderable",
+                "this message cannot be sent to the model as written (it contains characters"
+                " the model's tokenizer cannot represent safely); it was saved: please rephrase",
+                "content",
+            )
+            if content is None:
+                raise unrenderable from exc
+            history[-1]["status"] = "failed"
         user = history[-1]
         if content is not None:
             user_id = (
@@ -244,7 +266,8 @@ async def begin_turn(
                         seq=user["seq"],
                         role="user",
                         content=content,
-                        status="complete",
+                        status=user["status"],
+                        error=unrenderable.message if unrenderable else None,
                     )
                     .returning(Message.id)
                 )
@@ -259,6 +282,8 @@ async def begin_turn(
             ).scalar_one()
         await db.commit()  # the question is durable before the engine is called
         await cache.put(session_id, history)
+        if unrenderable is not None:
+            raise unrenderable
         served = await runtime.serving.current()
         generation = runtime.engine.generate(
             prompt.text, runtime.params(new_tokens, model=served.engine_ref)

@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from services.core.chatformat import PromptTooLong, Turn
+from services.core.chatformat import ControlTokenLeak, PromptTooLong, Turn
 from services.core.registry import list_models as list_models_in
 from services.core.safety import detect_emergency, disclaimer
 from services.gateway.auth.dependencies import CurrentPrincipal, Principal
@@ -42,7 +42,7 @@ async def list_models(request: Request, _: CurrentPrincipal) -> dict[str, Any]:
     """The engine's own model first, then the fine-tunes published to the registry;
     `serving` marks the one that answers (the admin's choice)."""
     runtime: ChatRuntime = request.app.state.chat
-    default = runtime.settings.engine_model
+    default = runtime.settings.served_model_name
     serving = (await runtime.serving.current()).name
     data: list[dict[str, Any]] = [
         {
@@ -97,6 +97,14 @@ async def chat_completions(
         prompt = runtime.format.render_prompt(turns, budget, system)
     except PromptTooLong as exc:
         raise ApiError(400, "context_length_exceeded", str(exc), "messages") from exc
+    except ControlTokenLeak as exc:
+        raise ApiError(
+            422,
+            "message_unrenderable",
+            "the messages cannot be sent to the model as written: they contain characters its"
+            " tokenizer cannot represent safely",
+            "messages",
+        ) from exc
     served = await runtime.serving.for_request(
         body.model, runtime.settings, runtime.engine, runtime.format
     )

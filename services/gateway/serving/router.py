@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/admin/serving", tags=["admin"])
 
 async def _out(db: Db, runtime: ChatRuntime) -> ServingOut:
     row = await db.get(ServingChoice, 1)
-    default = runtime.settings.engine_model
+    default = runtime.settings.served_model_name
     if row is None:
         return ServingOut(model=default, default_model=default)
     return ServingOut(
@@ -40,7 +40,7 @@ async def choose_serving(
     answer for is refused (409) with what to change; nothing changes then."""
     runtime: ChatRuntime = request.app.state.chat
     settings = runtime.settings
-    if body.model == settings.engine_model:
+    if body.model == settings.served_model_name:
         served = service.default_served(settings)
     else:
         model = service.find_model(settings, body.model)

@@ -39,7 +39,7 @@ class Served:
 
 
 def default_served(settings: GatewaySettings) -> Served:
-    return Served(settings.engine_model, None)
+    return Served(settings.served_model_name, None)
 
 
 class ServingState:
@@ -137,6 +137,8 @@ def find_model(settings: GatewaySettings, name: str) -> RegisteredModel:
 
 def engine_ref(settings: GatewaySettings, model: RegisteredModel) -> str | None:
     """The engine's name for a registered model (None: the model it serves by default)."""
+    if model.name == settings.served_model_name:
+        return None
     if settings.engine_model_ref == "path":
         ref = str(Path(model.path).resolve())
         default = settings.engine_model

@@ -18,6 +18,12 @@ from transformers import AutoTokenizer
 from services.core.chatformat import ChatFormat, Prompt, Turn, chat_format, load_tokenizer
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
+from services.gateway.engine.client import (
+    Finish,
+    GenerationParams,
+    OpenAICompletionsClient,
+    Token,
+)
 from tests.gateway.chat.test_chat import sse_events
 from tests.gateway.conftest import Patient, make_key
 from tests.support.servers import serve
@@ -119,24 +125,51 @@ def test_engine_sees_exactly_the_rendered_ids(transformers_serve: Served, fmt: C
 
 
 def test_server_stream_shape(transformers_serve: Served, fmt: ChatFormat) -> None:
-    """What the client must parse: text chunks, then one chunk with finish_reason and usage
-    together, then the end of the body: no `data: [DONE]`."""
+    """What the client must parse, asked as the client asks (`stream_options.include_usage`,
+    without which 5.25 sends no usage): text chunks, a finish_reason, the usage, then the end
+    of the body: no `data: [DONE]`."""
     prompt = render(fmt, [Turn(role="user", content="发烧38度")])
     body = {"model": transformers_serve.model_id, "prompt": prompt.text, "max_tokens": MAX_NEW}
+    stream = {"stream": True, "stream_options": {"include_usage": True}}
     with httpx.stream(
-        "POST", f"{transformers_serve.url}/v1/completions", json={**body, "stream": True}
+        "POST", f"{transformers_serve.url}/v1/completions", json={**body, **stream}
     ) as r:
         assert r.status_code == 200
         payloads = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
     assert "[DONE]" not in payloads
-    last = json.loads(payloads[-1])
-    assert last["choices"][0]["finish_reason"] == "length"
-    assert last["usage"]["prompt_tokens"] == len(prompt.input_ids)
+    events = [json.loads(p) for p in payloads]
+    reasons = [c.get("finish_reason") for e in events for c in e.get("choices") or []]
+    assert [r for r in reasons if r] == ["length"]
+    usage = [e["usage"] for e in events if e.get("usage")]
+    assert usage and usage[-1]["prompt_tokens"] == len(prompt.input_ids)
+    assert usage[-1]["completion_tokens"] == MAX_NEW
     # Sampling parameters beyond the OpenAI schema are refused, not ignored.
     r2 = httpx.post(
         f"{transformers_serve.url}/v1/completions", json={**body, "top_k": 5}, timeout=60
     )
     assert r2.status_code == 422 and "top_k" in r2.json()["detail"]
+
+
+@pytest.mark.asyncio
+async def test_engine_client_reads_the_server_stream(
+    transformers_serve: Served, fmt: ChatFormat
+) -> None:
+    """The gateway's own client on this server's stream: the text, the finish reason and
+    the server's token counts, ending without `[DONE]`."""
+    prompt = render(fmt, [Turn(role="user", content="发烧38度")])
+    client = OpenAICompletionsClient(
+        transformers_serve.url, model=transformers_serve.model_id, sampling_extras=False
+    )
+    try:
+        params = GenerationParams(max_new_tokens=MAX_NEW, do_sample=False, temperature=None)
+        events = [e async for e in client.generate(prompt.text, params)]
+    finally:
+        await client.close()
+    *tokens, finish = events
+    assert all(isinstance(t, Token) for t in tokens) and tokens
+    assert isinstance(finish, Finish)
+    assert finish.reason == "length" and finish.completion_tokens == MAX_NEW
+    assert finish.prompt_tokens == len(prompt.input_ids)
 
 
 def test_ready_against_the_real_server(gateway: str) -> None:
