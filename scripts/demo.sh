@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# The main job so far: build a tiny Baichuan-shaped tokenizer, validate the shipped
-# DISC-MedLLM dialogues with token statistics, and show which tokens of one row train.
+# The main job: install, then start the whole platform with a tiny demo model that the
+# platform's own trainer builds once (about two minutes on a CPU; cached under var/demo):
+# embedded Postgres and Redis, the Celery worker, a `transformers serve` engine, the gateway
+# and the web UI. It prints the web address, an admin login and key, and API examples.
+# Ctrl-C stops everything. Arguments go to `medchat up` (e.g. --port 8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-data=../shared/data/disc-medllm/sft_examples.jsonl
-.venv/bin/medchat dev-tokenizer var/tokenizer --from "$data"
-.venv/bin/medchat validate "$data" --tokenizer var/tokenizer --max-seq-length 1200
-head -n 1 "$data" > var/first-row.jsonl
-.venv/bin/medchat render var/first-row.jsonl --tokenizer var/tokenizer
-.venv/bin/medchat render var/first-row.jsonl --tokenizer var/tokenizer --prompt --budget 2048
+exec .venv/bin/medchat up --demo --demo-data ../shared/data/disc-medllm/sft_examples.jsonl "$@"

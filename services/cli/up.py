@@ -17,9 +17,10 @@ from rich.console import Console
 
 from services.gateway.config import GatewaySettings
 
+from . import demo
 from .local_stack import DEFAULT_DATA_DIR, database_url, redis_url
 
-out = Console(stderr=True, highlight=False)
+out = Console(stderr=True, highlight=False, soft_wrap=True)  # commands stay copyable
 
 
 def _free_port() -> int:
@@ -71,13 +72,41 @@ def _start_transformers_serve(model: str, engine_url: str) -> tuple[subprocess.P
     return engine, name
 
 
-def _register_base(models_dir: Path, model: Path) -> None:
-    """The served model can be fine-tuned: link it into the registry under its name."""
+def _register_base(models_dir: Path, model: Path) -> str:
+    """The served model can be fine-tuned: link it into the registry under its directory's
+    name, which is then its id everywhere (/v1/models, fine-tunes, the console)."""
     link = models_dir / model.resolve().name
+    if link.is_symlink() and link.resolve() != model.resolve():
+        link.unlink()  # the same name now means another directory
     if not link.exists():
         models_dir.mkdir(parents=True, exist_ok=True)
         link.symlink_to(model.resolve(), target_is_directory=True)
         out.print(f"registered {model} as base model {link.name!r} for fine-tunes")
+    return link.name
+
+
+def _claim(data_dir: Path, port: int) -> Path:
+    """One `medchat up` per data directory and a free gateway port, or a clear message."""
+    pid_file = data_dir / "medchat-up.pid"
+    try:
+        pid, url = pid_file.read_text().split()
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        pass  # none recorded, or its process is gone
+    else:
+        raise click.ClickException(
+            f"DISC-MedChat is already running on {data_dir} (pid {pid}, {url}): open it, or"
+            f" stop it (Ctrl-C in its terminal, or kill -INT {pid}) before starting another"
+        )
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise click.ClickException(
+                f"port {port} is taken by another program: stop it, or choose --port"
+            ) from None
+    pid_file.write_text(f"{os.getpid()} http://127.0.0.1:{port}\n")
+    return pid_file
 
 
 def _wait_worker(redis_url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -100,6 +129,20 @@ def _wait_worker(redis_url: str, proc: subprocess.Popen[bytes], timeout_s: float
 
 
 @click.command()
+@click.option(
+    "--demo",
+    "demo_mode",
+    is_flag=True,
+    help="Train (once, about two minutes on a CPU) and serve a tiny demo model: no GPU, no"
+    " download. Prints the web address, an admin login and key, and API examples.",
+)
+@click.option(
+    "--demo-data",
+    type=click.Path(path_type=Path),
+    default=demo.DEFAULT_DATA,
+    show_default=True,
+    help="DISC-MedLLM JSONL the demo model is trained on.",
+)
 @click.option(
     "--model", help="Model directory to serve with `transformers serve` (needs the 'serve' extra)."
 )
@@ -126,35 +169,46 @@ def _wait_worker(redis_url: str, proc: subprocess.Popen[bytes], timeout_s: float
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
-    default=DEFAULT_DATA_DIR,
-    show_default=True,
-    help="Where Postgres and Redis keep their data.",
+    help=f"Where Postgres and Redis keep their data [default: {DEFAULT_DATA_DIR},"
+    f" with --demo {demo.DEFAULT_CACHE / 'data'}]",
 )
 @click.option("--port", default=8000, show_default=True, type=int, help="Gateway port.")
 def up(
+    demo_mode: bool,
+    demo_data: Path,
     model: str | None,
     engine_url: str | None,
     protocol: str,
     profile: str,
     tokenizer: Path | None,
-    data_dir: Path,
+    data_dir: Path | None,
     port: int,
 ) -> None:
-    """Start Postgres, Redis, migrations, an engine and the gateway; Ctrl-C stops them."""
-    if not (model or engine_url):
-        raise click.UsageError("give --model DIR (served here) or --engine-url URL")
-    tokenizer = tokenizer or (Path(model) if model else None)
-    if tokenizer is None:
+    """Start Postgres, Redis, migrations, an engine, the worker and the gateway (with the web
+    UI); Ctrl-C stops them."""
+    if demo_mode and (model or engine_url):
+        raise click.UsageError("--demo serves its own model: leave out --model and --engine-url")
+    if not (demo_mode or model or engine_url):
+        raise click.UsageError("give --demo, --model DIR (served here) or --engine-url URL")
+    if tokenizer is None and engine_url:
         raise click.UsageError("--tokenizer DIR is needed with --engine-url")
+    data_dir = data_dir or (demo.DEFAULT_CACHE / "data" if demo_mode else DEFAULT_DATA_DIR)
     data_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = _claim(data_dir, port)
     keep: list[Any] = []  # in-process servers that live as long as this command
     children: list[subprocess.Popen[bytes]] = []
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
+    # A closed terminal (SIGHUP) stops everything as Ctrl-C does, leaving no orphans.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     try:
+        if demo_mode:
+            model = str(demo.demo_model(demo.DEFAULT_CACHE, demo_data, out))
+        tokenizer = tokenizer or (Path(model) if model else None)
+        assert tokenizer is not None
         db = database_url(data_dir, stop_on_exit=True)
         redis = redis_url(data_dir, keep)
         out.print(f"postgres  {db}\nredis     {redis}")
@@ -167,8 +221,9 @@ def up(
             engine, engine_model = _start_transformers_serve(model, engine_url)
             children.append(engine)
         assert engine_url is not None
+        model_name = None
         if model and Path(model).is_dir():
-            _register_base(data_dir / "models", Path(model))
+            model_name = _register_base(data_dir / "models", Path(model))
         env = {
             **os.environ,
             "MEDCHAT_DATABASE_URL": db,
@@ -181,6 +236,8 @@ def up(
             "MEDCHAT_FILES_DIR": str(data_dir / "files"),
             "MEDCHAT_MODELS_DIR": str(data_dir / "models"),
         }
+        if model_name is not None:  # listed, fine-tuned and chosen under its registry name
+            env["MEDCHAT_MODEL_NAME"] = model_name
         if engine_model is not None:
             # `transformers serve` refuses sampling fields outside OpenAI's schema.
             env.setdefault("MEDCHAT_ENGINE_SAMPLING_EXTRAS", "false")
@@ -209,14 +266,17 @@ def up(
         children.append(gateway)
         base = f"http://127.0.0.1:{port}"
         _wait(f"{base}/healthz", "the gateway", gateway, 60)
-        out.print(
-            f"[bold green]DISC-MedChat is up[/bold green]\n"
-            f"gateway   {base}   (API docs {base}/docs, readiness {base}/readyz)\n"
-            f"engine    {engine_url} ({protocol})\n"
-            f"worker    celery (fine-tunes), broker {redis}\n"
-            f"chat      medchat chat --url {base}\n"
-            "[dim]Ctrl-C stops everything.[/dim]"
-        )
+        if demo_mode:
+            out.print(demo.banner(base, *demo.create_admin(db)))
+        else:
+            out.print(
+                f"[bold green]DISC-MedChat is up[/bold green]\n"
+                f"gateway   {base}   (web UI, API docs {base}/docs, readiness {base}/readyz)\n"
+                f"engine    {engine_url} ({protocol})\n"
+                f"worker    celery (fine-tunes), broker {redis}\n"
+                f"chat      medchat chat --url {base}\n"
+                "[dim]Ctrl-C stops everything.[/dim]"
+            )
         while all(c.poll() is None for c in children):
             time.sleep(0.5)
         raise click.ClickException("a service stopped unexpectedly; shutting down")
@@ -233,3 +293,4 @@ def up(
                 child.kill()
         for server in keep:
             server.shutdown()
+        pid_file.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from services.core.devtools.tiny_tokenizer import MARKER_PIECES, build_tiny_tokenizer
+from services.core.devtools.tiny_tokenizer import build_tiny_bpe_tokenizer, build_tiny_tokenizer
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 SFT_EXAMPLES = SHARED / "data" / "disc-medllm" / "sft_examples.jsonl"
@@ -43,18 +43,7 @@ def _train_bpe(specials: list[str], vocab_size: int) -> object:
 
 
 def build_marker_hf_tokenizer(out_dir: Path) -> Path:
-    from transformers import PreTrainedTokenizerFast
-
-    tok = _train_bpe(["<unk>", "<s>", "</s>", *MARKER_PIECES], 3000)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<unk>",
-    )
-    fast.save_pretrained(str(out_dir))
-    return out_dir
+    return build_tiny_bpe_tokenizer(out_dir, corpus())
 
 
 CHATML_TEMPLATE = (

@@ -66,3 +66,33 @@ def jsonl_texts(path: Path) -> Iterable[str]:
                 for key in ("content", "human", "assistant"):
                     if isinstance(message.get(key), str):
                         yield message[key]
+
+
+def build_tiny_bpe_tokenizer(
+    out_dir: Path, texts: Iterable[str], *, vocab_size: int = 3000
+) -> Path:
+    """The same ids as `build_tiny_tokenizer` (<unk>/<s>/</s> = 0/1/2, <reserved_102>/103 =
+    195/196) in a byte-level BPE saved as tokenizer.json, which every engine loads as it is
+    (`transformers serve`, vLLM): the demo model's and the serving tests' tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<unk>", "<s>", "</s>", *MARKER_PIECES],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<unk>",
+    )
+    fast.save_pretrained(str(out_dir))
+    return out_dir

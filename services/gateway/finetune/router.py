@@ -231,7 +231,7 @@ async def _live_events(request: Request, job_id: str, after_id: int) -> AsyncIte
                 await asyncio.sleep(1.0)
     finally:
         with contextlib.suppress(RedisError):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
 
 @router.get("/{job_id}/checkpoints", response_model=CheckpointList)
