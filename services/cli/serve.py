@@ -43,7 +43,9 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
         workers=workers,
         log_config=None,  # keep our JSON logging
         log_level=log_level,
-        proxy_headers=True,
+        # X-Forwarded-For is read by the gateway itself, from MEDCHAT_TRUSTED_PROXIES only
+        # (uvicorn's own handling would believe it from any local peer).
+        proxy_headers=False,
     )
 
 

@@ -19,6 +19,7 @@ from services.gateway.config import GatewaySettings
 
 from . import demo
 from .local_stack import DEFAULT_DATA_DIR, database_url, redis_url
+from .supervisor import Child, StateFile, Supervisor, leftover_servers
 
 out = Console(stderr=True, highlight=False, soft_wrap=True)  # commands stay copyable
 
@@ -43,33 +44,35 @@ def _wait(url: str, what: str, proc: subprocess.Popen[bytes], timeout_s: float) 
     raise click.ClickException(f"{what} did not answer {url} within {timeout_s:.0f} s")
 
 
-def _start_transformers_serve(model: str, engine_url: str) -> tuple[subprocess.Popen[bytes], str]:
+def _engine(model: str, engine_url: str) -> tuple[Child, str]:
     """`transformers serve`, unpinned so that it loads whichever model directory a request
-    names (the admin's serving choice), idle models kept loaded; `model` loaded up front.
-    Returns the process and the engine's name for `model`."""
+    names (the admin's serving choice), idle models kept loaded. Returns the child and the
+    engine's name for `model`."""
     port = engine_url.rsplit(":", 1)[1]
     name = str(Path(model).resolve()) if Path(model).is_dir() else model
-    engine = subprocess.Popen(
+    child = Child(
+        "the engine",
         [
             *(sys.executable, "-m", "transformers.cli.transformers", "serve"),
             *("--host", "127.0.0.1", "--port", port, "--device", "cpu", "--model-timeout", "-1"),
         ],
         # Offline: the model is local, and the CLI would ask PyPI for a newer version.
         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"},
-        stdin=subprocess.DEVNULL,
     )
+    return child, name
+
+
+def _load_model(engine_url: str, name: str, proc: subprocess.Popen[bytes]) -> None:
+    """The first request loads the model; the gateway's checks then find it listed."""
     try:
-        _wait(f"{engine_url}/v1/models", "transformers serve", engine, 300)
-        # The first request loads the model; the gateway's checks then find it listed.
+        _wait(f"{engine_url}/v1/models", "transformers serve", proc, 300)
         httpx.post(
             f"{engine_url}/v1/completions",
             json={"model": name, "prompt": "hello", "max_tokens": 1},
             timeout=300,
         ).raise_for_status()
     except (httpx.HTTPError, click.ClickException) as exc:
-        engine.terminate()
-        raise click.ClickException(f"transformers serve could not load {model}: {exc}") from exc
-    return engine, name
+        raise click.ClickException(f"transformers serve could not load {name}: {exc}") from exc
 
 
 def _register_base(models_dir: Path, model: Path) -> str:
@@ -85,19 +88,7 @@ def _register_base(models_dir: Path, model: Path) -> str:
     return link.name
 
 
-def _claim(data_dir: Path, port: int) -> Path:
-    """One `medchat up` per data directory and a free gateway port, or a clear message."""
-    pid_file = data_dir / "medchat-up.pid"
-    try:
-        pid, url = pid_file.read_text().split()
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        pass  # none recorded, or its process is gone
-    else:
-        raise click.ClickException(
-            f"DISC-MedChat is already running on {data_dir} (pid {pid}, {url}): open it, or"
-            f" stop it (Ctrl-C in its terminal, or kill -INT {pid}) before starting another"
-        )
+def _check_port(port: int) -> None:
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -105,8 +96,6 @@ def _claim(data_dir: Path, port: int) -> Path:
             raise click.ClickException(
                 f"port {port} is taken by another program: stop it, or choose --port"
             ) from None
-    pid_file.write_text(f"{os.getpid()} http://127.0.0.1:{port}\n")
-    return pid_file
 
 
 def _wait_worker(redis_url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -194,9 +183,13 @@ def up(
         raise click.UsageError("--tokenizer DIR is needed with --engine-url")
     data_dir = data_dir or (demo.DEFAULT_CACHE / "data" if demo_mode else DEFAULT_DATA_DIR)
     data_dir.mkdir(parents=True, exist_ok=True)
-    pid_file = _claim(data_dir, port)
+    base = f"http://127.0.0.1:{port}"
+    state = StateFile(data_dir)
+    if state.running() is None:
+        _check_port(port)  # a live stack on this directory is named first
+    state.claim(base, out)
     keep: list[Any] = []  # in-process servers that live as long as this command
-    children: list[subprocess.Popen[bytes]] = []
+    supervisor = Supervisor(state, out)
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
@@ -209,8 +202,11 @@ def up(
             model = str(demo.demo_model(demo.DEFAULT_CACHE, demo_data, out))
         tokenizer = tokenizer or (Path(model) if model else None)
         assert tokenizer is not None
+        for server in leftover_servers(data_dir):
+            out.print(f"reusing the {server} an earlier run left running")
         db = database_url(data_dir, stop_on_exit=True)
         redis = redis_url(data_dir, keep)
+        state.update(redis=redis)
         out.print(f"postgres  {db}\nredis     {redis}")
         from services.gateway.migrate import upgrade
 
@@ -218,8 +214,8 @@ def up(
         engine_model = None
         if model and not engine_url:
             engine_url, protocol = f"http://127.0.0.1:{_free_port()}", "openai"
-            engine, engine_model = _start_transformers_serve(model, engine_url)
-            children.append(engine)
+            engine, engine_model = _engine(model, engine_url)
+            _load_model(engine_url, engine_model, supervisor.add(engine))
         assert engine_url is not None
         model_name = None
         if model and Path(model).is_dir():
@@ -245,7 +241,8 @@ def up(
             # is named by its directory.
             env["MEDCHAT_ENGINE_MODEL_REF"] = "path"
         # The worker first: once the gateway answers, fine-tunes can be queued and run.
-        worker = subprocess.Popen(
+        worker = Child(
+            "the worker",
             [
                 *(sys.executable, "-m", "celery", "-A", "services.worker.celery_app", "worker"),
                 *("-Q", "validate,train", "--pool", "solo", "--loglevel", "INFO"),
@@ -254,18 +251,15 @@ def up(
                 *("--hostname", f"medchat-{port}@%h"),
             ],
             env=env,
-            stdin=subprocess.DEVNULL,
         )
-        children.append(worker)
-        _wait_worker(redis, worker, 90)
-        gateway = subprocess.Popen(
+        _wait_worker(redis, supervisor.add(worker), 90)
+        gateway = Child(
+            "the gateway",
             [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
             env=env,
-            stdin=subprocess.DEVNULL,
+            restart=False,
         )
-        children.append(gateway)
-        base = f"http://127.0.0.1:{port}"
-        _wait(f"{base}/healthz", "the gateway", gateway, 60)
+        _wait(f"{base}/healthz", "the gateway", supervisor.add(gateway), 60)
         if demo_mode:
             out.print(demo.banner(base, *demo.create_admin(db)))
         else:
@@ -277,20 +271,11 @@ def up(
                 f"chat      medchat chat --url {base}\n"
                 "[dim]Ctrl-C stops everything.[/dim]"
             )
-        while all(c.poll() is None for c in children):
-            time.sleep(0.5)
-        raise click.ClickException("a service stopped unexpectedly; shutting down")
+        supervisor.watch()
     except KeyboardInterrupt:
         out.print("stopping…")
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        supervisor.stop_all()
         for server in keep:
             server.shutdown()
-        pid_file.unlink(missing_ok=True)
+        state.release()

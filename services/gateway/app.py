@@ -28,6 +28,7 @@ from services.worker.queue import create_celery
 
 from .access.router import router as access_router
 from .audit.router import router as audit_router
+from .auth import revocations
 from .auth.key_cache import KeyCache
 from .auth.router import admin_router
 from .auth.router import router as auth_router
@@ -140,12 +141,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             keeper.start()
         app.state.stops = StopBus(redis, app.state.chat.stop)
         app.state.stops.start()
+        app.state.revocations = revocations.listener(redis, app.state.key_cache)
+        app.state.revocations.start()
         canary = await app.state.chat.check_engine()
         log.info("engine tokenization check: %s (%s)", canary.state, canary.detail)
         try:
             yield
         finally:
             await app.state.stops.close()
+            await app.state.revocations.close()
             if keeper is not None:
                 await keeper.close()
             await app.state.usage.close()

@@ -65,6 +65,13 @@ class GatewaySettings(PlatformSettings):
     usage_flush_s: float = 2.0  # how often per-key usage is written (0: on every request)
     rate_limit_patient_per_minute: int = 20  # per user, browser logins (web chat)
     rate_limit_key_per_minute: int = 600  # per API key (OpenAI-compatible API)
+    # Guests need no credentials, so they are also limited per client address: new guest
+    # sessions per hour, and chat turns per minute of all guests from one address together.
+    rate_limit_guest_create_per_ip_per_hour: int = 60
+    rate_limit_guest_chat_per_ip_per_minute: int = 60
+    # Reverse proxies (comma-separated addresses or CIDR ranges) whose X-Forwarded-For is
+    # believed; from anyone else it is ignored. Empty: the peer is the client.
+    trusted_proxies: str = ""
     webui_dir: Path | None = None  # the built web UI (default: frontend/dist, if built)
 
     @property

@@ -19,7 +19,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import Scope
 
-from .auth.dependencies import CurrentPrincipal, Principal
+from .auth.dependencies import CurrentPrincipal, Principal, api_key_principal, current_principal
+from .client_ip import client_ip
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -130,15 +131,21 @@ LimitFor = Callable[[Principal, Request], tuple[int, int]]
 
 
 def rate_limited(
-    limit_for: LimitFor, *, scope: str = "chat"
+    limit_for: LimitFor,
+    *,
+    scope: str = "chat",
+    who: Callable[..., Awaitable[Principal]] = current_principal,
 ) -> Callable[[Request, Principal], Awaitable[Principal]]:
     """A dependency that charges one request to the caller's bucket and returns the caller.
 
     `limit_for` gives (limit, window_s) for a caller. Routes limited under different scopes
-    draw from separate buckets: a bucket must always be checked with the same limit.
+    draw from separate buckets: a bucket must always be checked with the same limit. `who`:
+    the credentials the route takes (auth/dependencies.py).
     """
 
-    async def dependency(request: Request, principal: CurrentPrincipal) -> Principal:
+    # A default, not Annotated: with postponed annotations FastAPI would look `who` up in
+    # this module's globals and take `principal` for a query parameter.
+    async def dependency(request: Request, principal: Principal = Depends(who)) -> Principal:  # noqa: B008
         limit, window_s = limit_for(principal, request)
         bucket, _ = limit_key(principal)
         limiter: RateLimiter = request.app.state.ratelimiter
@@ -181,3 +188,33 @@ def chat_limit(principal: Principal, request: Request) -> tuple[int, int]:
 
 
 ChatLimited = Annotated[Principal, Depends(rate_limited(chat_limit))]
+# The integrator API: API keys only, each limited on its own.
+KeyChatLimited = Annotated[Principal, Depends(rate_limited(chat_limit, who=api_key_principal))]
+
+
+async def _check_ip(request: Request, scope: str, limit: int, window_s: int) -> None:
+    limiter: RateLimiter = request.app.state.ratelimiter
+    decision = await limiter.check(f"{scope}:ip:{client_ip(request)}", limit, window_s)
+    if not decision.allowed:
+        retry = max(decision.reset_s, 1)
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many requests from your network address: retry in {retry} s, or sign in",
+            headers=headers(decision),
+        )
+
+
+async def guest_create_limit(request: Request) -> None:
+    """New guests per client address: a guest needs no credentials, so without this anyone
+    could mint fresh ones, each with a fresh per-user limit."""
+    s = request.app.state.settings
+    await _check_ip(request, "guest-create", s.rate_limit_guest_create_per_ip_per_hour, 3600)
+
+
+async def guest_chat_limit(request: Request, principal: CurrentPrincipal) -> None:
+    """Chat turns of all guests from one address together (signed-in patients are limited
+    per user alone)."""
+    if principal.is_guest:
+        s = request.app.state.settings
+        await _check_ip(request, "guest-chat", s.rate_limit_guest_chat_per_ip_per_minute, 60)

@@ -67,6 +67,8 @@ def gateway(
         files_dir=tmp_path_factory.mktemp("files"),
         models_dir=tmp_path_factory.mktemp("models"),
         rate_limit_patient_per_minute=100_000,
+        rate_limit_guest_create_per_ip_per_hour=100_000,
+        rate_limit_guest_chat_per_ip_per_minute=100_000,
         rate_limit_key_per_minute=100_000,
         auth_cache_s=0.0,
         usage_flush_s=0.0,

@@ -82,6 +82,8 @@ def gateway_settings(
         session_lock_wait_s=10.0,
         # Limits are tested on their own (test_rate_limits); elsewhere they stay out of the way.
         rate_limit_patient_per_minute=100_000,
+        rate_limit_guest_create_per_ip_per_hour=100_000,
+        rate_limit_guest_chat_per_ip_per_minute=100_000,
         rate_limit_key_per_minute=100_000,
         # Revocations and usage counters visible at once (their batched forms are tested
         # on their own).

@@ -11,6 +11,7 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.gateway.client_ip import client_ip
 from services.gateway.observability import request_id
 
 from .models import AuditEvent
@@ -37,7 +38,7 @@ def record(
         target_type=target_type,
         target_id=str(target_id) if target_id is not None else None,
         subject_id=subject_id,
-        ip=request.client.host if request is not None and request.client else None,
+        ip=client_ip(request) if request is not None else None,
         request_id=request_id.get() if request is not None else None,
         details=details,
     )

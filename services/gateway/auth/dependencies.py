@@ -1,4 +1,12 @@
-"""Who is calling: an API key (Authorization: Bearer mk-…) or a browser login cookie."""
+"""Who is calling: an API key (Authorization: Bearer mk-…) or a browser login cookie.
+
+Which credentials a route takes is said once, by the dependency it declares:
+- `CurrentPrincipal`: a key or a login cookie (the web UI's and the console's routes);
+- `ApiKeyPrincipal`: a key only — the integrator API (`POST /v1/chat/completions`), which
+  must not become a free API for anyone holding a guest cookie;
+- `AdminPrincipal`: an admin, by key or by cookie.
+tests/gateway/test_access_matrix.py checks every route against a table of expected answers.
+"""
 
 from __future__ import annotations
 
@@ -85,5 +93,17 @@ async def admin_principal(principal: Annotated[Principal, Depends(current_princi
     return principal
 
 
+async def api_key_principal(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
+    if principal.via != "api_key":
+        raise _unauthorized(
+            "this API takes an API key, not a browser login: send 'Authorization: Bearer mk-…'"
+            " (admins create keys in the console or with `medchat apikey create`)"
+        )
+    return principal
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+ApiKeyPrincipal = Annotated[Principal, Depends(api_key_principal)]

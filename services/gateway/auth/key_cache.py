@@ -1,7 +1,7 @@
 """API-key lookups remembered for a few seconds, so the OpenAI-compatible hot path makes no
 database round trip per request (at hundreds of concurrent streams the per-request SELECT
-exhausted the connection pool). A revocation is immediate on the replica that revokes and
-reaches the others within `ttl_s`."""
+exhausted the connection pool). A revocation reaches every replica at once over Redis
+(revocations.py); `ttl_s` bounds how long a replica cut off from Redis may miss one."""
 
 from __future__ import annotations
 
@@ -61,6 +61,9 @@ class KeyCache:
         self._entries.move_to_end(key_hash)
         while len(self._entries) > MAX_KEYS:
             self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     def forget(self, key_id: uuid.UUID) -> None:
         for key_hash, (_, principal) in list(self._entries.items()):

@@ -4,17 +4,18 @@ import uuid
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 
 from services.gateway.audit import service as audit
 from services.gateway.config import GatewaySettings
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, Json, NotFound
+from services.gateway.ratelimit import guest_create_limit
 from services.gateway.sessions.models import ChatSession
 from services.gateway.sessions.router import session_detail
 
-from . import service
+from . import revocations, service
 from .dependencies import AdminPrincipal, CurrentPrincipal, current_principal
 from .models import ApiKey, User
 from .schemas import (
@@ -60,7 +61,7 @@ async def _login(request: Request, response: Response, db: Db, user: User) -> Lo
     return LoginOut(user=_user_out(user), csrf_token=csrf)
 
 
-@router.post("/guest", status_code=201)
+@router.post("/guest", status_code=201, dependencies=[Depends(guest_create_limit)])
 async def start_guest(request: Request, response: Response, db: Db) -> LoginOut:
     """A patient without an account; their sessions can be claimed by signing up later."""
     user = User(role="patient", is_guest=True)
@@ -209,7 +210,7 @@ async def list_users(
     _: AdminPrincipal,
     db: Db,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # a bigint overflow was a 500
     include_guests: bool = False,
 ) -> list[UserOut]:
     query = select(User).order_by(User.created_at.desc()).limit(limit).offset(offset)
@@ -283,6 +284,7 @@ async def revoke_key(
     )
     await db.commit()
     request.app.state.key_cache.forget(key_id)
+    await revocations.announce(request.app.state.redis, key_id)
 
 
 __all__ = ["admin_router", "router"]

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.core.safety import detect_emergency, disclaimer
 from services.gateway.db import Db
 from services.gateway.engine.client import Finish, Token
-from services.gateway.engine.errors import EngineError
+from services.gateway.engine.errors import EngineError, user_message
 from services.gateway.errors import ApiError
 from services.gateway.observability import Metrics
-from services.gateway.ratelimit import chat_limit, rate_limited
+from services.gateway.ratelimit import chat_limit, guest_chat_limit, rate_limited
 from services.gateway.sessions.dependencies import OwnedSession
 from services.gateway.sessions.models import ChatSession
 from services.gateway.sessions.schemas import MessageOut
@@ -66,7 +66,7 @@ class Answering:
                     self.outcome.completion_tokens = event.completion_tokens
                     self.outcome.finish_reason = event.reason
         except EngineError as exc:
-            self.outcome.status, self.outcome.error = "failed", str(exc)
+            self.outcome.status, self.outcome.error = "failed", user_message(exc)
 
     async def save(self) -> Any:
         """Store the answer however it ended: completion, engine failure, explicit stop, or
@@ -198,7 +198,7 @@ async def _stream(a: Answering) -> AsyncIterator[bytes]:
 @router.post(
     "/{session_id}/messages",
     responses={200: {"description": "JSON, or SSE"}},
-    dependencies=[Depends(rate_limited(chat_limit))],
+    dependencies=[Depends(rate_limited(chat_limit)), Depends(guest_chat_limit)],
 )
 async def post_message(body: MessageCreate, session: OwnedSession, request: Request, db: Db) -> Any:
     """Ask a question. With `stream` (default) the answer arrives as server-sent events:
@@ -210,7 +210,10 @@ async def post_message(body: MessageCreate, session: OwnedSession, request: Requ
     )
 
 
-@router.post("/{session_id}/regenerate", dependencies=[Depends(rate_limited(chat_limit))])
+@router.post(
+    "/{session_id}/regenerate",
+    dependencies=[Depends(rate_limited(chat_limit)), Depends(guest_chat_limit)],
+)
 async def regenerate(
     body: RegenerateRequest, session: OwnedSession, request: Request, db: Db
 ) -> Any:

@@ -36,7 +36,7 @@ from services.gateway.engine.client import (
     GenerationParams,
     Token,
 )
-from services.gateway.engine.errors import EngineError
+from services.gateway.engine.errors import EngineError, user_message
 from services.gateway.errors import ApiError
 from services.gateway.serving.service import ServingState
 from services.gateway.sessions import service as sessions
@@ -304,10 +304,11 @@ async def begin_turn(
         except StopAsyncIteration:
             turn.first = None
         except EngineError as exc:
+            said = user_message(exc)  # plain words and the request id; the detail is logged
             await finish_turn(
-                runtime=runtime, db=db, cache=cache, turn=turn, status="failed", error=str(exc)
+                runtime=runtime, db=db, cache=cache, turn=turn, status="failed", error=said
             )
-            raise ApiError(exc.status, exc.code, str(exc), headers=_retry_after(exc)) from exc
+            raise ApiError(exc.status, exc.code, said, headers=_retry_after(exc)) from exc
         return turn
     except BaseException:
         # Nothing half-done survives (a regenerate's DELETE is rolled back) and the lease is

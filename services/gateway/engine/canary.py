@@ -48,10 +48,12 @@ async def check_tokenization(
             await engine.info()  # e.g. an OpenAI-compatible engine serving another model name
         engine_ids = await engine.tokenize(prompt.text, model)
     except EngineProtocolError as exc:
-        log.error("engine configuration: %s", exc)
-        return CanaryResult("mismatch", str(exc))
+        log.error("engine configuration: %s", exc.detail)
+        # The detail says what to change (MEDCHAT_ENGINE_MODEL, a model the engine lacks):
+        # a configuration message for the operator, naming no address.
+        return CanaryResult("mismatch", exc.detail)
     except EngineError as exc:
-        return CanaryResult("unreachable", f"could not ask the engine: {exc}")
+        return _unreachable(exc)
     if engine_ids is None:
         return await _check_count(engine, prompt.text, len(prompt.input_ids), model)
     if engine_ids != prompt.input_ids:
@@ -75,6 +77,13 @@ async def check_tokenization(
     return CanaryResult("ok", f"{len(engine_ids)} canary tokens agree")
 
 
+def _unreachable(exc: EngineError) -> CanaryResult:
+    """The detail (the engine's address, the network error) goes to the log; the result's
+    text reaches API callers (a model switch, /readyz, an integrator naming a fine-tune)."""
+    log.warning("tokenization check: could not ask the engine: %s", exc.detail)
+    return CanaryResult("unreachable", f"could not ask the engine: {exc.public}")
+
+
 async def _check_count(
     engine: EngineClient, text: str, expected: int, model: str | None
 ) -> CanaryResult:
@@ -84,9 +93,9 @@ async def _check_count(
     try:
         count = await engine.prompt_tokens(text, model)
     except EngineProtocolError as exc:  # e.g. 404: the engine does not know that model
-        return CanaryResult("mismatch", str(exc))
+        return CanaryResult("mismatch", exc.detail)
     except EngineError as exc:
-        return CanaryResult("unreachable", f"could not ask the engine: {exc}")
+        return _unreachable(exc)
     if count is None:
         detail = (
             "the engine reports neither token ids nor prompt token counts: the prompt"

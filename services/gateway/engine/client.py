@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .errors import (
     EngineError,
@@ -168,9 +169,15 @@ class EngineClient(ABC):
         try:
             response = await self._session.request(method, self.base_url + path, json=body)
         except TimeoutError as exc:
-            raise EngineTimeout(f"the engine did not answer {path} in time") from exc
+            raise EngineTimeout(
+                f"the engine at {self.base_url} did not answer {path} in time"
+            ) from exc
         except aiohttp.ClientError as exc:
-            raise EngineUnavailable(f"cannot reach the engine at {self.base_url}: {exc}") from exc
+            # The address and the exception are for the log (EngineError.detail), never for
+            # the patient (see errors.py).
+            raise EngineUnavailable(
+                f"cannot reach the engine at {self.base_url}{path}: {type(exc).__name__}: {exc}"
+            ) from exc
         if response.status >= 400:
             raise await _error_from(response)
         return response
@@ -180,9 +187,18 @@ class EngineClient(ABC):
             response = await self._request(method, path, body)
             async with response:
                 try:
-                    return orjson.loads(await response.read())
-                except orjson.JSONDecodeError as exc:
-                    raise EngineProtocolError(f"{path} answered non-JSON") from exc
+                    raw = await response.read()
+                except TimeoutError as exc:
+                    raise EngineTimeout(f"{self.base_url}{path} stopped answering") from exc
+                except aiohttp.ClientError as exc:  # e.g. the connection dropped mid-body
+                    raise EngineUnavailable(
+                        f"the answer of {self.base_url}{path} broke off:"
+                        f" {type(exc).__name__}: {exc}"
+                    ) from exc
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise EngineProtocolError(f"{path} answered non-JSON") from exc
 
         return await self._with_retries(attempt)
 
@@ -195,24 +211,33 @@ class EngineClient(ABC):
                 if line.startswith(b"data:"):
                     yield line[5:].strip()
         except TimeoutError as exc:
-            raise EngineTimeout("the engine stopped sending tokens") from exc
+            raise EngineTimeout(f"the engine at {self.base_url} stopped sending tokens") from exc
         except (aiohttp.ClientError, ConnectionError) as exc:
             if generation.cancelled:
                 return
-            raise EngineGenerationFailed(f"the engine's stream broke: {exc}") from exc
+            raise EngineGenerationFailed(
+                f"the stream of {self.base_url}{path} broke: {type(exc).__name__}: {exc}"
+            ) from exc
+        except (HttpProcessingError, ValueError) as exc:  # LineTooLong: one line past the
+            # read buffer's limit (512 KiB with aiohttp 3.14): no engine sends such an event
+            raise EngineProtocolError(f"{path} sent an unreadable stream: {exc}") from exc
         finally:
             response.close()
 
 
 async def _error_from(response: aiohttp.ClientResponse) -> EngineError:
     """Map an HTTP error answer to a typed error (TGI: 422, 424, 429; others: 5xx)."""
-    async with response:
-        raw = await response.read()
+    try:
+        async with response:
+            raw = await response.read()
+    except (aiohttp.ClientError, TimeoutError):  # the status says enough
+        raw = b""
     try:
         body = orjson.loads(raw)
         message = str(body.get("error") or body.get("message") or body.get("detail") or body)
     except (orjson.JSONDecodeError, AttributeError):
-        message = raw[:200].decode(errors="replace")
+        message = raw.decode(errors="replace")
+    message = message[:300]  # for the log only (EngineError.detail): never shown to callers
     retry_after = response.headers.get("Retry-After")
     retry_s = int(retry_after) if retry_after and retry_after.isdigit() else None
     if response.status == 429:
@@ -224,6 +249,12 @@ async def _error_from(response: aiohttp.ClientResponse) -> EngineError:
     if response.status == 404:
         return EngineProtocolError(f"the engine answered 404 to {response.url.path}: {message}")
     return EngineUnavailable(f"engine answered {response.status}: {message}", retry_after_s=retry_s)
+
+
+def _unreadable(exc: Exception) -> EngineProtocolError:
+    """An event whose fields are not what the protocol says (a list for an object, text for
+    a number): the answer fails as unreadable rather than crashing the request."""
+    return EngineProtocolError(f"an event the gateway cannot read: {type(exc).__name__}: {exc}")
 
 
 def _loads(payload: bytes, what: str) -> Any:
@@ -302,31 +333,34 @@ class TGIClient(EngineClient):
     async def _tgi_events(
         self, body: dict[str, Any], generation: Generation
     ) -> AsyncIterator[Token | Finish]:
-        async for payload in self._sse("/generate_stream", body, generation):
-            event = _loads(payload, "TGI")
-            if not isinstance(event, dict):
-                raise EngineProtocolError("TGI sent an event that is not an object")
-            if "error" in event:  # TGI reports failures as an event on a 200 stream
-                kind = event.get("error_type")
-                message = str(event["error"])
-                if kind == "overloaded":
-                    raise EngineOverloaded(message, retry_after_s=1)
-                if kind == "validation":
-                    raise EngineRejected(message)
-                raise EngineGenerationFailed(message)
-            token = event.get("token")
-            if not isinstance(token, dict):
-                raise EngineProtocolError("TGI event without a token")
-            if not token.get("special"):
-                yield Token(str(token.get("text", "")))
-            if event.get("generated_text") is not None:
-                details = event.get("details") or {}
-                reason = details.get("finish_reason", "eos_token")
-                yield Finish(
-                    "length" if reason == "length" else "stop",
-                    int(details.get("generated_tokens", 0)),
-                )
-                return
+        try:
+            async for payload in self._sse("/generate_stream", body, generation):
+                event = _loads(payload, "TGI")
+                if not isinstance(event, dict):
+                    raise EngineProtocolError("TGI sent an event that is not an object")
+                if "error" in event:  # TGI reports failures as an event on a 200 stream
+                    kind = event.get("error_type")
+                    message = str(event["error"])[:300]
+                    if kind == "overloaded":
+                        raise EngineOverloaded(message, retry_after_s=1)
+                    if kind == "validation":
+                        raise EngineRejected(message)
+                    raise EngineGenerationFailed(f"TGI failed mid-stream: {message}")
+                token = event.get("token")
+                if not isinstance(token, dict):
+                    raise EngineProtocolError("TGI event without a token")
+                if not token.get("special"):
+                    yield Token(str(token.get("text", "")))
+                if event.get("generated_text") is not None:
+                    details = event.get("details") or {}
+                    reason = details.get("finish_reason", "eos_token")
+                    yield Finish(
+                        "length" if reason == "length" else "stop",
+                        int(details.get("generated_tokens", 0)),
+                    )
+                    return
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise _unreadable(exc) from exc
         if not generation.cancelled:
             raise EngineGenerationFailed("the engine's stream ended without a final event")
 
@@ -367,9 +401,11 @@ class OpenAICompletionsClient(EngineClient):
             response = await self._request(
                 "POST", "/v1/load_lora_adapter", {"lora_name": name, "lora_path": path}
             )
-        except EngineRejected as exc:
-            if "already been loaded" in str(exc):
+        except EngineError as exc:
+            if isinstance(exc, EngineRejected) and "already been loaded" in exc.detail:
                 return
+            # Callers say str(exc), the plain sentence: the engine's reason is logged here.
+            log.warning("the engine did not load adapter %s: %s", name, exc.detail)
             raise
         response.close()
 
@@ -408,26 +444,38 @@ class OpenAICompletionsClient(EngineClient):
     ) -> AsyncIterator[Token | Finish]:
         reason: str | None = None
         completion = prompt_tokens = None
-        async for payload in self._sse("/v1/completions", body, generation):
-            if payload == b"[DONE]":
-                if reason is None:
-                    raise EngineGenerationFailed("the stream ended before a finish_reason")
-                yield Finish(reason, completion or 0, prompt_tokens)
-                return
-            event = _loads(payload, "the engine")
-            if not isinstance(event, dict):
-                raise EngineProtocolError("an event that is not an object")
-            if "error" in event:
-                raise EngineGenerationFailed(str(event["error"]))
-            usage = event.get("usage")
-            if usage:
-                completion = usage.get("completion_tokens")
-                prompt_tokens = usage.get("prompt_tokens")
-            for choice in event.get("choices") or []:
-                if choice.get("text"):
-                    yield Token(str(choice["text"]))
-                if choice.get("finish_reason"):
-                    reason = "length" if choice["finish_reason"] == "length" else "stop"
+        try:
+            async for payload in self._sse("/v1/completions", body, generation):
+                if payload == b"[DONE]":
+                    if reason is None:
+                        raise EngineGenerationFailed("the stream ended before a finish_reason")
+                    yield Finish(reason, completion or 0, prompt_tokens)
+                    return
+                event = _loads(payload, "the engine")
+                if not isinstance(event, dict):
+                    raise EngineProtocolError("an event that is not an object")
+                if "error" in event:
+                    # vLLM: {"error": {"message", "type", "code"}}, then [DONE]. transformers
+                    # serve: {"error": "<text>"}, then the stream ends (no finish chunk, no
+                    # [DONE]); e.g. "Invalid prefix encountered while decoding stream ..." when
+                    # generated byte-fallback pieces are not valid UTF-8. The tokens before
+                    # it were yielded already: the caller keeps the partial answer.
+                    error = event["error"]
+                    message = error.get("message", error) if isinstance(error, dict) else error
+                    raise EngineGenerationFailed(
+                        f"the engine failed mid-stream: {str(message)[:300]}"
+                    )
+                usage = event.get("usage")
+                if usage:
+                    completion = usage.get("completion_tokens")
+                    prompt_tokens = usage.get("prompt_tokens")
+                for choice in event.get("choices") or []:
+                    if choice.get("text"):
+                        yield Token(str(choice["text"]))
+                    if choice.get("finish_reason"):
+                        reason = "length" if choice["finish_reason"] == "length" else "stop"
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise _unreadable(exc) from exc
         if reason is not None:  # transformers serve closes after the finish chunk, no [DONE]
             yield Finish(reason, completion or 0, prompt_tokens)
         elif not generation.cancelled:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
 import anyio.to_thread
 from fastapi import Request
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from services.core.chatformat.validate import ChunkValidator, ValidationReport
 from services.gateway.errors import ApiError
@@ -24,8 +26,28 @@ MAX_FIELD_BYTES = 1024  # purpose and other small form fields
 WRITE_BYTES = 1 << 20  # file data is handed to the store's thread in slices this large
 
 
+HOW_TO_SEND = (
+    "send multipart/form-data (a boundary in Content-Type, the body closed by --<boundary>--)"
+    " with a `file` part (a .jsonl file) and the field purpose=fine-tune"
+)
+_CHUNK_OFFSET = re.compile(r"\s*(?:at (?:index )?\d+|\(\d+\))\s*$")
+
+
 def _bad(code: str, message: str, param: str | None = None) -> ApiError:
     return ApiError(400, code, message, param)
+
+
+def _malformed(what: str) -> ApiError:
+    """A body that is not well-formed multipart/form-data: never a 500."""
+    return ApiError(400, "invalid_multipart", f"{what}: {HOW_TO_SEND}", None)
+
+
+def _parse_error(exc: FormParserError, received: int) -> ApiError:
+    """The parser's complaint, its offset (within one chunk) made one within the body."""
+    reason = _CHUNK_OFFSET.sub("", str(exc)) or type(exc).__name__
+    offset = getattr(exc, "offset", -1)
+    where = f" at byte {received + offset}" if isinstance(offset, int) and offset >= 0 else ""
+    return _malformed(f"the multipart body is malformed{where} ({reason})")
 
 
 class _Sink:
@@ -106,8 +128,11 @@ class _Parts:
         self._field, self._value = b"", b""
 
     def on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        disposition, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
+        if disposition != b"form-data" or not name:
+            # RFC 7578 §4.2: every part names itself in `Content-Disposition: form-data`.
+            raise _malformed('a part has no `Content-Disposition: form-data; name="..."` header')
         filename = options.get(b"filename")
         self._name = name
         self._in_file = name == "file"
@@ -144,10 +169,12 @@ async def receive_upload(request: Request, target: PendingFile, max_bytes: int) 
     """Parse a multipart/form-data body into `target` (the caller discards it on error)."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
-    if content_type != b"multipart/form-data" or not boundary:
+    if content_type != b"multipart/form-data":
         raise _bad(
             "invalid_request", "send the file as multipart/form-data (fields: file, purpose)"
         )
+    if not boundary:
+        raise _malformed("the Content-Type has no boundary parameter")
     declared = request.headers.get("content-length", "")
     # Multipart headers and the other fields add a little; a body far beyond the limit is
     # refused before a byte of it is read.
@@ -157,13 +184,29 @@ async def receive_upload(request: Request, target: PendingFile, max_bytes: int) 
         )
     upload = Upload()
     parts = _Parts(upload, lambda: _Sink(target, max_bytes, upload.filename))
-    parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+    try:
+        parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+    except FormParserError as exc:  # e.g. a boundary longer than the parser allows
+        raise _malformed(f"the boundary is not usable ({exc})") from None
+    received = 0
     async for chunk in request.stream():
-        parser.write(chunk)
+        try:
+            parser.write(chunk)
+        except FormParserError as exc:  # every error python_multipart raises while parsing
+            raise _parse_error(exc, received) from None
+        received += len(chunk)
         if parts.sink is not None and len(parts.buffer) >= WRITE_BYTES:
             data, parts.buffer = bytes(parts.buffer), bytearray()
             await anyio.to_thread.run_sync(parts.sink.write, data)
     parser.finalize()
+    if received == 0:
+        raise _malformed("the body is empty")
+    if parser.state != MultipartState.END:
+        # python_multipart's finalize() does not check this: a body cut short would
+        # otherwise be taken for a complete upload.
+        raise _malformed(
+            f"the body ended before the closing boundary --{boundary.decode('latin-1')}--"
+        )
     if parts.sink is None:
         raise _bad("invalid_request", "the form has no 'file' part", "file")
     sink = parts.sink

@@ -23,10 +23,10 @@ from services.core.safety import detect_emergency, disclaimer
 from services.gateway.auth.dependencies import CurrentPrincipal, Principal
 from services.gateway.chat.service import ChatRuntime
 from services.gateway.engine.client import Finish, Generation, Token
-from services.gateway.engine.errors import EngineError
+from services.gateway.engine.errors import EngineError, user_message
 from services.gateway.errors import ApiError
 from services.gateway.observability import Metrics
-from services.gateway.ratelimit import ChatLimited
+from services.gateway.ratelimit import KeyChatLimited
 
 from .schemas import ChatCompletionRequest
 
@@ -80,7 +80,7 @@ async def _record_usage(
 
 @router.post("/chat/completions")
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, principal: ChatLimited
+    body: ChatCompletionRequest, request: Request, principal: KeyChatLimited
 ) -> Any:
     runtime: ChatRuntime = request.app.state.chat
     await runtime.guard()
@@ -126,7 +126,9 @@ async def chat_completions(
         )
     except EngineError as exc:
         metrics.engine_errors.labels(exc.code).inc()
-        raise ApiError(exc.status, exc.code, str(exc), headers=_retry_headers(exc)) from exc
+        raise ApiError(
+            exc.status, exc.code, user_message(exc), headers=_retry_headers(exc)
+        ) from exc
     metrics.ttft.labels("openai").observe(time.perf_counter() - started)
     meta = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -155,7 +157,7 @@ async def chat_completions(
             else:
                 finish = event
     except EngineError as exc:
-        raise ApiError(502, exc.code, str(exc)) from exc
+        raise ApiError(502, exc.code, user_message(exc)) from exc
     completion = finish.completion_tokens if finish else len(parts)
     await _record_usage(request, principal, prompt_tokens, completion)
     return {
@@ -237,7 +239,14 @@ async def _chunks(
         yield (
             b"data: "
             + orjson.dumps(
-                {"error": {"message": str(exc), "type": exc.code, "code": exc.code, "param": None}}
+                {
+                    "error": {
+                        "message": user_message(exc),
+                        "type": exc.code,
+                        "code": exc.code,
+                        "param": None,
+                    }
+                }
             )
             + b"\n\n"
         )

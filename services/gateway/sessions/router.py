@@ -46,7 +46,7 @@ async def list_sessions(
     principal: CurrentPrincipal,
     db: Db,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # a bigint overflow was a 500
 ) -> SessionPage:
     rows, more = await service.list_sessions(
         db=db, user_id=principal.user_id, limit=limit, offset=offset
