@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,6 +61,29 @@ def _engine(model: str, engine_url: str) -> tuple[Child, str]:
         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"},
     )
     return child, name
+
+
+def _servable(model: Path, data_dir: Path) -> Path:
+    """The directory `transformers serve` loads for `model`. It reads tokenizers through
+    `tokenizer.json`; a model shipped with only a SentencePiece `tokenizer.model` (DISC-MedLLM
+    as released) would be converted by transformers, which drops its normalization and
+    tokenizes the prompts differently. So the exact conversion is written instead, into a
+    directory of links beside the data (the model's own directory may be read-only)."""
+    if (model / "tokenizer.json").is_file() or not (model / "tokenizer.model").is_file():
+        return model
+    from services.core.chatformat.sentencepiece_json import write_fast_tokenizer
+
+    shadow = data_dir / "engine-models" / model.resolve().name
+    shutil.rmtree(shadow, ignore_errors=True)
+    shadow.mkdir(parents=True)
+    replaced = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
+    for item in model.resolve().iterdir():
+        if item.name not in replaced:
+            (shadow / item.name).symlink_to(item)
+    write_fast_tokenizer(model, shadow)
+    out.print(f"{model} has no tokenizer.json: the engine loads {shadow}, with one written from")
+    out.print("its tokenizer.model exactly (services/core/chatformat/sentencepiece_json.py)")
+    return shadow
 
 
 def _load_model(engine_url: str, name: str, proc: subprocess.Popen[bytes]) -> None:
@@ -214,7 +238,7 @@ def up(
         engine_model = None
         if model and not engine_url:
             engine_url, protocol = f"http://127.0.0.1:{_free_port()}", "openai"
-            engine, engine_model = _engine(model, engine_url)
+            engine, engine_model = _engine(str(_servable(Path(model), data_dir)), engine_url)
             _load_model(engine_url, engine_model, supervisor.add(engine))
         assert engine_url is not None
         model_name = None

@@ -187,5 +187,8 @@ def test_up_serves_third_party_tokenizer(root: Path, kind: str) -> None:
     assert proc.returncode == 0, output[-3000:]
     assert "DISC-MedChat is up" in output and "stopping" in output
     assert "ControlTokenLeak" not in output
+    # A bare tokenizer.model is served through the exact conversion, not transformers' own.
+    converted = "has no tokenizer.json: the engine loads" in output
+    assert converted == (not (model / "tokenizer.json").exists()), output[-3000:]
     leftover = subprocess.run(["pgrep", "-f", f"medchat-{port}@"], capture_output=True)
     assert leftover.returncode == 1, "the Celery worker outlived medchat up"
