@@ -79,28 +79,19 @@ def demo_model(cache: Path, data: Path, out: Console) -> Path:
 
 def _random_base(base: Path, data: Path) -> Path:
     """The tokenizer, trained on the data (seconds), and a randomly initialised model."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+    from services.core.devtools.tiny_model import save_random_llama
     from services.core.devtools.tiny_tokenizer import build_tiny_bpe_tokenizer, jsonl_texts
 
     build_tiny_bpe_tokenizer(base, jsonl_texts(data), vocab_size=MODEL["vocab_size"])
     vocab = len(json.loads((base / "tokenizer.json").read_text())["model"]["vocab"])
-    config = LlamaConfig(
+    save_random_llama(
+        base,
         vocab_size=vocab,
         hidden_size=MODEL["hidden_size"],
         intermediate_size=MODEL["intermediate_size"],
-        num_hidden_layers=MODEL["layers"],
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=4096,  # DISC-MedLLM's model_max_length
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
+        layers=MODEL["layers"],
         tie_word_embeddings=True,
     )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(str(base))
     return base
 
 

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
@@ -130,6 +130,15 @@ def headers(decision: Decision) -> dict[str, str]:
 LimitFor = Callable[[Principal, Request], tuple[int, int]]
 
 
+async def _charge(request: Request, bucket: str, limit: int, window_s: int) -> Decision:
+    limiter: RateLimiter = request.app.state.ratelimiter
+    return await limiter.check(bucket, limit, window_s)
+
+
+def _refuse(decision: Decision, why: str) -> NoReturn:
+    raise ApiError(429, "rate_limited", f"too many requests: {why}", headers=headers(decision))
+
+
 def rate_limited(
     limit_for: LimitFor,
     *,
@@ -148,16 +157,10 @@ def rate_limited(
     async def dependency(request: Request, principal: Principal = Depends(who)) -> Principal:  # noqa: B008
         limit, window_s = limit_for(principal, request)
         bucket, _ = limit_key(principal)
-        limiter: RateLimiter = request.app.state.ratelimiter
-        decision = await limiter.check(f"{scope}:{bucket}", limit, window_s)
+        decision = await _charge(request, f"{scope}:{bucket}", limit, window_s)
         if not decision.allowed:
             retry = max(decision.reset_s, 1)
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"too many requests: at most {limit} every {window_s} s; retry in {retry} s",
-                headers=headers(decision),
-            )
+            _refuse(decision, f"at most {limit} every {window_s} s; retry in {retry} s")
         request.state.ratelimit_headers = headers(decision)
         return principal
 
@@ -193,16 +196,10 @@ KeyChatLimited = Annotated[Principal, Depends(rate_limited(chat_limit, who=api_k
 
 
 async def _check_ip(request: Request, scope: str, limit: int, window_s: int) -> None:
-    limiter: RateLimiter = request.app.state.ratelimiter
-    decision = await limiter.check(f"{scope}:ip:{client_ip(request)}", limit, window_s)
+    decision = await _charge(request, f"{scope}:ip:{client_ip(request)}", limit, window_s)
     if not decision.allowed:
         retry = max(decision.reset_s, 1)
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"too many requests from your network address: retry in {retry} s, or sign in",
-            headers=headers(decision),
-        )
+        _refuse(decision, f"from your network address; retry in {retry} s, or sign in")
 
 
 async def guest_create_limit(request: Request) -> None:

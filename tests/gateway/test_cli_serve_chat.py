@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.gateway.conftest import REDIS_URL, REPLY
 from tests.support.engine_emulator import EmulatorHandle
@@ -60,3 +61,32 @@ def test_serve_and_chat(database_url: str, engine: EmulatorHandle, sp_dir: Path)
         output = server.communicate(timeout=15)[0].decode()
     # JSON log lines, with request ids, and no patient text.
     assert '"request_id"' in output and "我头痛" not in output
+
+
+@pytest.mark.parametrize(
+    ("tokenizer", "profile", "named"),
+    [
+        ("/nonexistent/tokenizer", "disc-medllm", "does not exist"),
+        (None, "no-such-profile", "unknown model profile 'no-such-profile'"),
+        ("EMPTY", "disc-medllm", "holds no tokenizer.json"),
+    ],
+)
+def test_a_bad_tokenizer_or_profile_is_one_clear_line(
+    sp_dir: Path, tmp_path: Path, tokenizer: str | None, profile: str, named: str
+) -> None:
+    """Start-up refuses what it cannot build prompts with, naming the setting and the fix,
+    without a traceback."""
+    path = {None: str(sp_dir), "EMPTY": str(tmp_path)}.get(tokenizer, tokenizer)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDCHAT_")}
+    env.update(MEDCHAT_TOKENIZER_PATH=str(path), MEDCHAT_PROFILE=profile)
+    r = subprocess.run(
+        [MEDCHAT, "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and named in r.stderr
+    assert "MEDCHAT_TOKENIZER_PATH" in r.stderr and "MEDCHAT_PROFILE" in r.stderr

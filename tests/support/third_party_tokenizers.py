@@ -12,13 +12,11 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-from services.core.devtools.tiny_tokenizer import MARKER_PIECES, build_tiny_tokenizer
+from services.core.devtools.tiny_tokenizer import MARKER_PIECES, build_tiny_tokenizer, save_fast
 from tests.support.tokenizers import corpus
 
 SPECIALS = ["<unk>", "<s>", "</s>", *MARKER_PIECES]
@@ -43,44 +41,7 @@ def build_sp_byte_fallback(out_dir: Path) -> Path:
 
 def build_sp_no_byte_fallback(out_dir: Path) -> Path:
     """As `build_tiny_tokenizer` (Baichuan-shaped), but without byte fallback."""
-    import sentencepiece as spm
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=corpus(),
-        model_writer=model,
-        vocab_size=3000,
-        model_type="bpe",
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=-1,
-        user_defined_symbols=MARKER_PIECES,
-        byte_fallback=False,
-        split_digits=True,
-        character_coverage=0.9995,
-        normalization_rule_name="identity",
-        add_dummy_prefix=False,
-        remove_extra_whitespaces=False,
-        minloglevel=2,
-    )
-    (out_dir / "tokenizer.model").write_bytes(model.getvalue())
-    return out_dir
-
-
-def _save_hf(tok: Any, out_dir: Path) -> Path:
-    from transformers import PreTrainedTokenizerFast
-
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<unk>",
-    )
-    fast.save_pretrained(str(out_dir))
-    return out_dir
+    return build_tiny_tokenizer(out_dir, corpus(), byte_fallback=False)
 
 
 def build_bpe_no_ascii(out_dir: Path) -> Path:
@@ -91,7 +52,7 @@ def build_bpe_no_ascii(out_dir: Path) -> Path:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.BpeTrainer(vocab_size=3000, special_tokens=SPECIALS, show_progress=False)
     tok.train_from_iterator(chinese_only_corpus(), trainer)
-    return _save_hf(tok, out_dir)
+    return save_fast(tok, out_dir)
 
 
 def build_byte_level_bpe(out_dir: Path) -> Path:
@@ -114,7 +75,7 @@ def build_byte_level_bpe(out_dir: Path) -> Path:
         show_progress=False,
     )
     tok.train_from_iterator(corpus(), trainer)
-    return _save_hf(tok, out_dir)
+    return save_fast(tok, out_dir)
 
 
 def build_bpe_without_stand_ins(out_dir: Path) -> Path:
@@ -130,7 +91,7 @@ def build_bpe_without_stand_ins(out_dir: Path) -> Path:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     trainer = trainers.BpeTrainer(vocab_size=3000, special_tokens=SPECIALS, show_progress=False)
     tok.train_from_iterator((t for t in texts if t), trainer)
-    return _save_hf(tok, out_dir)
+    return save_fast(tok, out_dir)
 
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {

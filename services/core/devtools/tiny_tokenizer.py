@@ -28,6 +28,7 @@ def build_tiny_tokenizer(
     *,
     vocab_size: int = 3000,
     add_dummy_prefix: bool = False,
+    byte_fallback: bool = True,
 ) -> Path:
     """Train on `texts` and write `out_dir/tokenizer.model`. `add_dummy_prefix=True` gives
     the Llama-style variant (dummy prefix, whitespace folding) for contrast in tests."""
@@ -45,7 +46,7 @@ def build_tiny_tokenizer(
         eos_id=2,
         pad_id=-1,
         user_defined_symbols=MARKER_PIECES,
-        byte_fallback=True,
+        byte_fallback=byte_fallback,
         split_digits=True,
         character_coverage=0.9995,
         normalization_rule_name="identity",
@@ -75,7 +76,6 @@ def build_tiny_bpe_tokenizer(
     195/196) in a byte-level BPE saved as tokenizer.json, which every engine loads as it is
     (`transformers serve`, vLLM): the demo model's and the serving tests' tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -87,6 +87,13 @@ def build_tiny_bpe_tokenizer(
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
+    return save_fast(tok, out_dir)
+
+
+def save_fast(tok: object, out_dir: Path) -> Path:
+    """A `tokenizers` tokenizer with Baichuan's special tokens as a Hugging Face directory."""
+    from transformers import PreTrainedTokenizerFast
+
     fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         bos_token="<s>",
