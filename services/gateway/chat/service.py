@@ -38,6 +38,7 @@ from services.gateway.engine.client import (
 )
 from services.gateway.engine.errors import EngineError, user_message
 from services.gateway.errors import ApiError
+from services.gateway.observability import request_id
 from services.gateway.serving.service import ServingState
 from services.gateway.sessions import service as sessions
 from services.gateway.sessions.models import ChatSession, Message
@@ -76,7 +77,16 @@ class ChatRuntime:
         """Refuse to serve through an engine that would see different tokens than we built."""
         canary = await self.check_engine()
         if canary.blocks_serving and self.settings.engine_tokenization_check == "enforce":
-            raise ApiError(503, "engine_mismatch", canary.detail, headers={"Retry-After": "60"})
+            # What to change is for operators (the log, /readyz), not for patients.
+            log.error("chat refused, engine tokenization mismatch: %s", canary.detail)
+            rid = request_id.get()
+            raise ApiError(
+                503,
+                "engine_mismatch",
+                "the model service is misconfigured; answers are paused until an operator"
+                f" fixes it (request id: {rid})",
+                headers={"Retry-After": "60"},
+            )
 
     async def budget(self, max_new_tokens: int) -> int:
         """Prompt tokens allowed: the engine's own limits, or the settings' while the engine

@@ -123,7 +123,10 @@ def test_wrong_engine_model_name_is_explained(
         p = guest(url)
         sid = p.post("/api/sessions", json={}).json()["id"]
         r = p.post(f"/api/sessions/{sid}/messages", json={"content": "头痛", "stream": False})
-        assert r.status_code >= 500 and "MEDCHAT_ENGINE_MODEL" in r.text
+        # The patient is told plainly; the operator finds what to change on /readyz.
+        assert r.status_code == 503 and r.json()["error"]["code"] == "engine_mismatch"
+        assert "MEDCHAT_ENGINE_MODEL" not in r.text and "request id" in r.text
+        assert "MEDCHAT_ENGINE_MODEL" in httpx.get(f"{url}/readyz").json()["engine_detail"]
 
 
 def test_prefill_ids_match_tokenize(engine: EmulatorHandle, sp_dir: Path) -> None:
