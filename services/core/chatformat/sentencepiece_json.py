@@ -5,9 +5,9 @@ Baichuan-13B (so DISC-MedLLM) ships only `tokenizer.model`. An engine that loads
 tokenizer with `AutoTokenizer` (`transformers serve`) needs a `tokenizer.json`, and
 transformers' own SentencePiece conversion assumes Llama's normalization (dummy prefix,
 whitespace folding), so on Baichuan's model it counts different tokens than SentencePiece
-(the engine canary sees it). This module reads the ModelProto itself (the fields are
-decoded by hand, as in sentencepiece_model.py: no protobuf runtime needed) and rebuilds
-SentencePiece's pipeline from `tokenizers` parts:
+(the engine canary sees it). This module reads the ModelProto with
+sentencepiece_model.read_model (the fields decoded by hand: no protobuf runtime needed) and
+rebuilds SentencePiece's pipeline from `tokenizers` parts:
 
 - normalizer: the precompiled charsmap when the model has one (nmt_nfkc and the like;
   identity has none), whitespace folding only with `remove_extra_whitespaces`, the dummy
@@ -57,14 +57,19 @@ express, and so stays different:
 from __future__ import annotations
 
 import json
-import struct
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from enum import IntEnum
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .sentencepiece_model import PieceType
+from .sentencepiece_model import (
+    ModelProtoError,
+    ModelType,
+    NormalizerSpec,
+    PieceType,
+    SentencePieceModel,
+    read_model,
+)
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer as HFTokenizerObject
@@ -75,66 +80,9 @@ SPACE_SYMBOL = "\u2581"  # ▁, SentencePiece's escaped space
 KEPT_CONFIG_KEYS = ("model_max_length", "chat_template", "padding_side", "truncation_side")
 
 
-class ConversionError(ValueError):
-    """The model cannot be written as a tokenizer.json that encodes like SentencePiece."""
-
-
-class ModelType(IntEnum):
-    UNIGRAM = 1
-    BPE = 2
-    WORD = 3
-    CHAR = 4
-
-
-@dataclass(frozen=True)
-class Piece:
-    piece: str
-    score: float
-    type: PieceType
-
-
-@dataclass(frozen=True)
-class NormalizerSpec:
-    name: str = ""
-    precompiled_charsmap: bytes = b""
-    add_dummy_prefix: bool = True
-    remove_extra_whitespaces: bool = True
-    escape_whitespaces: bool = True
-
-
-@dataclass(frozen=True)
-class SentencePieceModel:
-    """The fields of a ModelProto that decide how text is encoded and decoded (proto2
-    defaults where the field is absent)."""
-
-    pieces: tuple[Piece, ...]
-    model_type: ModelType = ModelType.UNIGRAM
-    byte_fallback: bool = False
-    treat_whitespace_as_suffix: bool = False
-    unk_piece: str = "<unk>"
-    bos_piece: str = "<s>"
-    eos_piece: str = "</s>"
-    pad_piece: str = "<pad>"
-    unk_surface: str = " \u2047 "
-    normalizer: NormalizerSpec = field(default_factory=NormalizerSpec)
-    denormalizer: NormalizerSpec | None = None
-
-    def piece_id(self, piece: str, *kinds: PieceType) -> int | None:
-        """Id of `piece` when it exists with one of `kinds` (any kind when none given)."""
-        for i, p in enumerate(self.pieces):
-            if p.piece == piece and (not kinds or p.type in kinds):
-                return i
-        return None
-
-    def unk_id(self) -> int:
-        """The unknown piece (SentencePiece requires exactly one)."""
-        for i, p in enumerate(self.pieces):
-            if p.type == PieceType.UNKNOWN:
-                return i
-        raise ConversionError("the model has no unknown piece")
-
-    def pieces_of(self, *kinds: PieceType) -> list[str]:
-        return [p.piece for p in self.pieces if p.type in kinds]
+# One error for a file that is not a model and for a model that cannot be written as a
+# tokenizer.json: read_model raises it too, so one `except ConversionError` covers both.
+ConversionError = ModelProtoError
 
 
 @dataclass(frozen=True)
@@ -150,139 +98,6 @@ class ConversionReport:
     user_defined: int
     unused_pieces: int
     tied_scores: int
-
-
-# --- ModelProto decoding (proto2 wire format) ------------------------------------------------
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ConversionError("truncated protobuf varint: not a SentencePiece model")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
-    """(field number, value) of every field of a message: an int for varint and fixed-width
-    wire types (the raw little-endian bits), bytes for length-delimited ones."""
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        value: int | bytes
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = int.from_bytes(buf[pos : pos + 8], "little"), pos + 8
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            value, pos = buf[pos : pos + length], pos + length
-        elif wire == 5:
-            value, pos = int.from_bytes(buf[pos : pos + 4], "little"), pos + 4
-        else:
-            raise ConversionError(f"protobuf wire type {wire}: not a SentencePiece model")
-        if pos > end:
-            raise ConversionError("truncated protobuf field: not a SentencePiece model")
-        yield number, value
-
-
-def _bytes(value: int | bytes) -> bytes:
-    if not isinstance(value, bytes):
-        raise ConversionError("a string field is not length-delimited: not a SentencePiece model")
-    return value
-
-
-def _text(value: int | bytes) -> str:
-    return _bytes(value).decode("utf-8")
-
-
-def _int(value: int | bytes) -> int:
-    if isinstance(value, bytes):
-        raise ConversionError("a number field is length-delimited: not a SentencePiece model")
-    return value
-
-
-def _piece(buf: bytes) -> Piece:
-    text, score, kind = "", 0.0, PieceType.NORMAL
-    for number, value in _fields(buf):
-        if number == 1:
-            text = _text(value)
-        elif number == 2:  # float (wire type 5)
-            score = struct.unpack("<f", _int(value).to_bytes(4, "little"))[0]
-        elif number == 3:
-            try:
-                kind = PieceType(_int(value))
-            except ValueError as exc:
-                raise ConversionError(f"piece {text!r} has unknown type {value!r}") from exc
-    return Piece(text, score, kind)
-
-
-def _normalizer_spec(buf: bytes) -> NormalizerSpec:
-    values: dict[str, Any] = {}
-    for number, value in _fields(buf):
-        if number == 1:
-            values["name"] = _text(value)
-        elif number == 2:
-            values["precompiled_charsmap"] = _bytes(value)
-        elif number == 3:
-            values["add_dummy_prefix"] = bool(_int(value))
-        elif number == 4:
-            values["remove_extra_whitespaces"] = bool(_int(value))
-        elif number == 5:
-            values["escape_whitespaces"] = bool(_int(value))
-    return NormalizerSpec(**values)
-
-
-_TRAINER_STRINGS = {
-    44: "unk_surface",
-    45: "unk_piece",
-    46: "bos_piece",
-    47: "eos_piece",
-    48: "pad_piece",
-}
-_TRAINER_FLAGS = {35: "byte_fallback", 24: "treat_whitespace_as_suffix"}
-
-
-def _trainer_spec(buf: bytes) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for number, value in _fields(buf):
-        if number == 3:
-            try:
-                values["model_type"] = ModelType(_int(value))
-            except ValueError as exc:
-                raise ConversionError(f"unknown SentencePiece model_type {value!r}") from exc
-        elif number in _TRAINER_FLAGS:
-            values[_TRAINER_FLAGS[number]] = bool(_int(value))
-        elif number in _TRAINER_STRINGS:
-            values[_TRAINER_STRINGS[number]] = _text(value)
-    return values
-
-
-def read_model(model_proto: bytes) -> SentencePieceModel:
-    """Decode a serialized ModelProto (the bytes of a `tokenizer.model`)."""
-    pieces: list[Piece] = []
-    values: dict[str, Any] = {}
-    try:
-        for number, value in _fields(model_proto):
-            if number == 1:
-                pieces.append(_piece(_bytes(value)))
-            elif number == 2:
-                values.update(_trainer_spec(_bytes(value)))
-            elif number == 3:
-                values["normalizer"] = _normalizer_spec(_bytes(value))
-            elif number == 5:
-                values["denormalizer"] = _normalizer_spec(_bytes(value))
-    except (UnicodeDecodeError, struct.error) as exc:
-        raise ConversionError(f"not a SentencePiece model: {exc}") from exc
-    if not pieces:
-        raise ConversionError("the model has no pieces: not a SentencePiece model")
-    return SentencePieceModel(pieces=tuple(pieces), **values)
 
 
 # --- the tokenizers pipeline ---------------------------------------------------------------

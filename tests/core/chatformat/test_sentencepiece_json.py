@@ -33,15 +33,18 @@ from services.core.chatformat.render import Prompt
 from services.core.chatformat.sentencepiece_json import (
     SPACE_SYMBOL,
     ConversionError,
-    ModelType,
-    SentencePieceModel,
     build_tokenizer,
-    read_model,
     sentencepiece_to_tokenizer_json,
     special_tokens,
     write_fast_tokenizer,
 )
-from services.core.chatformat.sentencepiece_model import PieceType
+from services.core.chatformat.sentencepiece_model import (
+    ModelType,
+    PieceType,
+    SentencePieceModel,
+    piece_types,
+    read_model,
+)
 from services.core.chatformat.tokenizer import HFTokenizer, SentencePieceTokenizer
 from services.core.devtools.tiny_tokenizer import MARKER_PIECES, build_tiny_tokenizer
 from services.gateway.engine.canary import CANARY
@@ -268,6 +271,7 @@ def test_reads_the_model_as_protobuf_does(name: str, converted: Callable[[str], 
     assert [(p.piece, p.score, int(p.type)) for p in model.pieces] == [
         (p.piece, p.score, p.type) for p in proto.pieces
     ]
+    assert piece_types(c.proto) == [p.type for p in proto.pieces]
     assert model.model_type == proto.trainer_spec.model_type
     assert model.byte_fallback == proto.trainer_spec.byte_fallback
     assert model.unk_surface == proto.trainer_spec.unk_surface
@@ -535,7 +539,18 @@ def test_refuses_other_model_types(tmp_path: Path, model_type: str) -> None:
     assert not (tmp_path / "out" / "tokenizer.json").exists()
 
 
-@pytest.mark.parametrize("data", [b"", b"\xff\xff\xff", b"not a model at all", b"\x0a\x05abc"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff\xff\xff",
+        b"not a model at all",
+        b"\x0a\x05abc",
+        b"\x0a\x09\x0a\x01a\x10\x80\x80\x80\x80\x10",  # a piece score as a 33-bit varint
+    ],
+)
 def test_refuses_what_is_not_a_model(data: bytes) -> None:
     with pytest.raises(ConversionError):
         build_tokenizer(read_model(data))
+    with pytest.raises(ValueError):  # what tokenizer.py turns into a TokenizerLoadError
+        piece_types(data)
