@@ -79,8 +79,12 @@ def demo_model(cache: Path, data: Path, out: Console) -> Path:
 
 def _random_base(base: Path, data: Path) -> Path:
     """The tokenizer, trained on the data (seconds), and a randomly initialised model."""
+    from transformers.utils import logging as hf_logging
+
     from services.core.devtools.tiny_model import save_random_llama
     from services.core.devtools.tiny_tokenizer import build_tiny_bpe_tokenizer, jsonl_texts
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # ours follows
 
     build_tiny_bpe_tokenizer(base, jsonl_texts(data), vocab_size=MODEL["vocab_size"])
     vocab = len(json.loads((base / "tokenizer.json").read_text())["model"]["vocab"])
