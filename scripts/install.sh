@@ -6,17 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION=2.13.0  # the same as in scripts/lock.sh
 [ -x .venv/bin/python ] || python3 -m venv .venv
-pip=(.venv/bin/python -m pip install --quiet)
-"${pip[@]}" --upgrade "pip>=24"
+# pip warns once per package about this machine's local index folders that lack it: noise.
+pip() { .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "is neither a file nor a directory" >&2); }
+pip --upgrade "pip>=24"
 # torch first and pinned: this takes the CPU build lying on this disk; the lock leaves torch
 # out so that the worker image can put its CUDA build of the same version in its place.
-"${pip[@]}" "torch==$TORCH_VERSION"
+pip "torch==$TORCH_VERSION"
 # DeepSpeed is a source package: built against the torch above (--no-build-isolation; an
 # isolated build would fetch another torch), its ops compiled when first used (DS_BUILD_OPS=0).
-"${pip[@]}" -c requirements.lock setuptools
-DS_BUILD_OPS=0 "${pip[@]}" --no-build-isolation -c requirements.lock deepspeed
-"${pip[@]}" -r requirements.lock
-"${pip[@]}" --no-deps -e .
+pip -c requirements.lock setuptools
+DS_BUILD_OPS=0 pip --no-build-isolation -c requirements.lock deepspeed
+pip -r requirements.lock
+pip --no-deps -e .
 # The web UI (frontend/): built into frontend/dist, which the gateway serves.
 (cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 # The browser of the end-to-end tests (tests/e2e): Debian's Chromium (Playwright's own
