@@ -65,7 +65,10 @@ class ScriptArguments:
     )
     trust_remote_code: bool = field(
         default=False,
-        metadata={"help": "Run the model's own code (Baichuan-13B needs it). Off unless asked."},
+        metadata={
+            "help": "Run the model's own code. Off unless asked; never for Baichuan, which"
+            " this trainer implements (trainer/baichuan)."
+        },
     )
     lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter (peft)."})
     qlora: bool = field(

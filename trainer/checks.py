@@ -72,16 +72,19 @@ def check_model(script: ScriptArguments) -> int:
     path = Path(script.model_name_or_path)
     if not (path / "config.json").is_file():
         raise PreflightError(f"model {path}: no config.json (not a model directory)")
+    from .model import remote_code
+
+    trust = remote_code(script)
     try:
-        config = AutoConfig.from_pretrained(str(path), trust_remote_code=script.trust_remote_code)
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust)
     except Exception as exc:  # transformers raises several types for one cause: unusable
-        if not script.trust_remote_code and "trust_remote_code" in str(exc):
+        if not trust and "trust_remote_code" in str(exc):
             raise PreflightError(
-                f"model {path} runs its own code (Baichuan-13B does); set trust_remote_code"
-                " true if you trust that code"
+                f"model {path} runs its own code; set trust_remote_code true if you trust"
+                " that code (Baichuan needs none: this trainer implements it)"
             ) from exc
         raise PreflightError(f"model {path}: cannot read its config: {exc}") from exc
-    if script.packing and getattr(config, "auto_map", None):
+    if script.packing and trust and getattr(config, "auto_map", None):
         raise PreflightError(
             f"packing isolates conversations through transformers' attention interface, and"
             f" model {path} runs its own attention code; train it without packing"

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 import trainer.model
-from trainer.checks import PreflightError
+from trainer.args import ScriptArguments
+from trainer.checks import PreflightError, check_model
 from trainer.data import DataError
 from trainer.train import run
 
@@ -70,23 +71,42 @@ def test_not_a_model_and_unknown_profile(run_trainer: RunTrainer, tmp_path: Path
         run_trainer(profile="nope")
 
 
-def test_remote_code_only_when_asked(
-    run_trainer: RunTrainer, tmp_path: Path, hf_marker_dir: Path
-) -> None:
-    """A Baichuan-style model (its own code, named in auto_map) is refused unless the
-    arguments trust it; the check reads config.json only, nothing is executed."""
-    model = tmp_path / "baichuan"
+def _remote_code_model(tmp_path: Path, hf_marker_dir: Path, model_type: str) -> Path:
+    model = tmp_path / model_type
     model.mkdir()
     for f in hf_marker_dir.iterdir():
         (model / f.name).write_bytes(f.read_bytes())
     config = {
-        "model_type": "baichuan",
-        "auto_map": {"AutoConfig": "configuration_baichuan.BaichuanConfig"},
+        "model_type": model_type,
+        "auto_map": {"AutoConfig": f"configuration_{model_type}.Config"},
         "model_max_length": 4096,
     }
     (model / "config.json").write_text(json.dumps(config))
-    with pytest.raises(PreflightError, match=r"runs its own code .* set trust_remote_code true"):
+    return model
+
+
+def test_remote_code_only_when_asked(
+    run_trainer: RunTrainer, tmp_path: Path, hf_marker_dir: Path
+) -> None:
+    """A model with its own code (named in auto_map) is refused unless the arguments trust
+    it; the check reads config.json only, nothing is executed."""
+    model = _remote_code_model(tmp_path, hf_marker_dir, "mystery")
+    with pytest.raises(PreflightError, match=r"runs its own code; set trust_remote_code true"):
         run_trainer(model_name_or_path=str(model))
+
+
+def test_baichuan_needs_no_remote_code_and_packs(tmp_path: Path, hf_marker_dir: Path) -> None:
+    """Baichuan's config.json as released (auto_map to its 2023 code) is read by the native
+    implementation, trusted or not, and packing is allowed for it."""
+    model = _remote_code_model(tmp_path, hf_marker_dir, "baichuan")
+    for trust in (False, True):
+        script = ScriptArguments(
+            model_name_or_path=str(model),
+            train_file="unused.jsonl",
+            packing=True,
+            trust_remote_code=trust,
+        )
+        assert check_model(script) == 4096
 
 
 def test_command_line_exit_status_and_message(
