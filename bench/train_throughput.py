@@ -25,7 +25,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class Setup:
     rows: int  # packed rows per step
     steps: int
     warmup: int
+    arch: str = "llama"  # or "baichuan": the trainer's native Baichuan-13B (ALiBi)
 
 
 TINY = Setup(
@@ -114,20 +115,30 @@ def conversations(setup: Setup, n: int, seed: int) -> list[Features]:
     return out
 
 
-def isolation_for(device: str) -> str:
+def isolation_for(device: str, arch: str) -> str:
     if device != "cuda":
         return "mask"  # FlexAttention has no backward on the CPU
+    if arch == "baichuan":
+        return "flex"  # ALiBi as a score_mod; transformers' flash path takes no bias
     return "flash" if importlib.util.find_spec("flash_attn") else "flex"
 
 
 def build_model(setup: Setup, device: str, attn: str) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from trainer.baichuan import BaichuanConfig, BaichuanForCausalLM
+
     torch.manual_seed(0)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    config = LlamaConfig(**setup.config, dtype=dtype)
+    if setup.arch == "baichuan":
+        shape = {k: v for k, v in setup.config.items() if k != "num_key_value_heads"}
+        shape["model_max_length"] = shape.pop("max_position_embeddings")
+        config: Any = BaichuanConfig(**shape, position_embedding="alibi", dtype=dtype)
+        model_class: Any = BaichuanForCausalLM
+    else:
+        config, model_class = LlamaConfig(**setup.config, dtype=dtype), LlamaForCausalLM
     with torch.device(device):
-        model = LlamaForCausalLM(config)
+        model = model_class(config)
     model.set_attn_implementation(attn)
     torch.nn.Module.to(model, dtype)
     model.config.use_cache = False
@@ -137,7 +148,7 @@ def build_model(setup: Setup, device: str, attn: str) -> Any:
 
 
 def run(setup: Setup, mode: str, device: str, data: list[Features]) -> dict[str, Any]:
-    isolation = isolation_for(device) if mode == "packed" else None
+    isolation = isolation_for(device, setup.arch) if mode == "packed" else None
     attn = {"flash": "flash_attention_2", "flex": "flex_attention"}.get(isolation or "", "sdpa")
     model = build_model(setup, device, attn)
     params = sum(p.numel() for p in model.parameters())
@@ -225,11 +236,18 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny model (CPU smoke test)")
     parser.add_argument("--conversations", type=int, default=None)
     parser.add_argument("--no-baseline", action="store_true", help="skip the shared scripts")
+    parser.add_argument(
+        "--baichuan",
+        action="store_true",
+        help="the same shapes as the trainer's native Baichuan-13B (ALiBi) instead of Llama",
+    )
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu" and not args.tiny:
         raise SystemExit("the 1.3B benchmark needs a GPU; use --tiny on a CPU")
     setup = TINY if args.tiny else GPU_1B
+    if args.baichuan:
+        setup = replace(setup, name=f"{setup.name}-baichuan-alibi", arch="baichuan")
     n = args.conversations or (400 if args.tiny else 1200)
     data = conversations(setup, n, seed=0)
     env = {
