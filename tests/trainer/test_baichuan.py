@@ -431,3 +431,15 @@ def test_trainer_runs_on_a_tiny_baichuan(
     trained = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
     assert isinstance(trained, BaichuanForCausalLM)
     assert trained.config.position_embedding == "alibi"
+
+
+def test_a_saved_checkpoint_names_no_remote_code(tmp_path: Path) -> None:
+    """The original config.json's auto_map is not written back: the saved directory does not
+    carry the 2023 code files it would point at."""
+    source, saved = tmp_path / "source", tmp_path / "saved"
+    tiny_model("alibi").save_pretrained(source)
+    (source / "config.json").write_text(json.dumps(_original_config(model_max_length=4096)))
+    AutoModelForCausalLM.from_pretrained(source).save_pretrained(saved)
+    written = json.loads((saved / "config.json").read_text())
+    assert "auto_map" not in written and written["model_type"] == "baichuan"
+    assert written["position_embedding"] == "alibi"

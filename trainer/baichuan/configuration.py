@@ -9,8 +9,9 @@ Two position schemes share one layout (see modeling.py):
 The rule, as in the originals: `position_embedding` ("alibi" or "rope") when given
 explicitly (save_pretrained writes it); otherwise "alibi" if `model_max_length` is present,
 "rope" if only `max_position_embeddings` is, and "alibi" (the 13B defaults) if neither is.
-Unknown keys of the original files (`auto_map`, `torch_dtype`, ...) are kept as attributes
-and otherwise ignored.
+Unknown keys of the original files (`torch_dtype`, ...) are kept as attributes and otherwise
+ignored; `auto_map` (the 2023 remote code) is dropped, so a checkpoint saved from here never
+points at code files it does not carry.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class BaichuanConfig(PreTrainedConfig):  # type: ignore[no-untyped-call]
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs: Any) -> None:
+        kwargs.pop("auto_map", None)
         if self.position_embedding is None:
             if self.model_max_length is None and self.max_position_embeddings is not None:
                 self.position_embedding = "rope"
