@@ -13,6 +13,7 @@ MEDCHAT_PROGRESS_FD (trainer/progress.py).
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,20 +128,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
 
 
 def resume_point(args: Any) -> str | None:
-    """`resume_from_checkpoint`: a path, or true for the newest checkpoint in output_dir
-    (a fresh start when there is none yet, so a restarted job just works)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """`resume_from_checkpoint`: a path, or true for the newest complete checkpoint in
+    output_dir (a fresh start when there is none yet, so a restarted job just works)."""
     value = args.resume_from_checkpoint
     if value is None or str(value).lower() in ("false", ""):
         return None
     if str(value).lower() == "true":
-        out = Path(args.output_dir)
-        if not out.is_dir():
-            return None
-        last: str | None = get_last_checkpoint(str(out))  # type: ignore[no-untyped-call]
-        return last
+        return last_complete_checkpoint(Path(args.output_dir))
     return str(value)
+
+
+def last_complete_checkpoint(output_dir: Path) -> str | None:
+    """The newest `checkpoint-N` that the Trainer finished writing. A process killed while
+    saving leaves a newer folder without `trainer_state.json` (written last); transformers'
+    own `get_last_checkpoint` would pick it and fail on the missing files, so such folders
+    are removed (the resumed run writes them again)."""
+    steps: list[tuple[int, Path]] = []
+    for path in output_dir.glob("checkpoint-*") if output_dir.is_dir() else ():
+        step = path.name.removeprefix("checkpoint-")
+        if path.is_dir() and step.isdigit():
+            steps.append((int(step), path))
+    for _, path in sorted(steps, reverse=True):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        sys.stderr.write(f"trainer: removing {path.name}, a checkpoint left half-written\n")
+        shutil.rmtree(path, ignore_errors=True)
+    return None
 
 
 def run(argv: Sequence[str] | None = None) -> int:

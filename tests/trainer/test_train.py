@@ -135,6 +135,10 @@ def test_resume_continues_from_the_saved_step(run_trainer: RunTrainer, tmp_path:
     progress = tmp_path / "progress.jsonl"
     run_trainer(max_steps=2, **common)
     assert (tmp_path / "out" / "checkpoint-2").is_dir()
+    # A kill during the next save leaves a newer folder the Trainer never finished.
+    half_written = tmp_path / "out" / "checkpoint-3"
+    half_written.mkdir()
+    (half_written / "model.safetensors").write_bytes(b"\0" * 64)
     summary = run_trainer(
         max_steps=4, resume_from_checkpoint="true", progress_file=str(progress), **common
     )
@@ -142,6 +146,7 @@ def test_resume_continues_from_the_saved_step(run_trainer: RunTrainer, tmp_path:
     assert lines[0]["event"] == "start" and lines[0]["start_step"] == 2
     assert [x["step"] for x in lines if x["event"] == "progress"] == [3, 4]
     assert summary["global_step"] == 4
+    assert not half_written.exists()
     resumed = load_file(str(tmp_path / "out" / "model.safetensors"))
     # The same 4 steps without interruption land on the same weights.
     run_trainer(max_steps=4, output_dir=str(tmp_path / "straight"), **common)

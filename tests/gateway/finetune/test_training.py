@@ -273,7 +273,7 @@ def test_a_killed_worker_s_job_resumes_from_its_checkpoint_when_enabled(
         done = wait_for(admin, job["id"], lambda j: j["status"] in TERMINAL, worker=second)
     finally:
         second.stop()
-    assert done["status"] == "succeeded", (done, second.tail())
+    assert done["status"] == "succeeded", (done["error"], second.tail())
     events = _events(admin, job["id"])
     resumed = [e for e in events if "resuming from step" in e["message"]]
     assert len(resumed) == 1
