@@ -98,7 +98,7 @@ def apikey() -> None:
 def create_key(name: str, role: str, database_url: str | None, data_dir: Path | None) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from services.gateway.audit.service import record
-    from services.gateway.auth.service import create_api_key
+    from services.store.apikeys import create_api_key
 
     async def work(session: AsyncSession) -> str:
         row, key = await create_api_key(db=session, name=name, role=role)
@@ -123,7 +123,7 @@ def create_key(name: str, role: str, database_url: str | None, data_dir: Path | 
 @data_dir_option
 def list_keys(database_url: str | None, data_dir: Path | None) -> None:
     """Keys with their prefix, role and state (never the key)."""
-    from services.gateway.auth.models import ApiKey
+    from services.store.tables.auth import ApiKey
 
     async def work(session: AsyncSession) -> list[ApiKey]:
         return list((await session.execute(select(ApiKey).order_by(ApiKey.created_at))).scalars())
@@ -148,7 +148,7 @@ def list_keys(database_url: str | None, data_dir: Path | None) -> None:
 def revoke_key(key_id: uuid.UUID, database_url: str | None, data_dir: Path | None) -> None:
     """Revoke a key by id (see `medchat apikey list`)."""
     from services.gateway.audit.service import record
-    from services.gateway.auth.service import revoke_api_key
+    from services.store.apikeys import revoke_api_key
 
     async def work(session: AsyncSession) -> bool:
         done = await revoke_api_key(db=session, key_id=key_id)
@@ -230,8 +230,8 @@ def audit(
     data_dir: Path | None,
 ) -> None:
     """The audit log, newest first: who did what to whose data, when, from where."""
-    from services.gateway.audit.models import AuditEvent
     from services.gateway.audit.service import query
+    from services.store.tables.audit import AuditEvent
 
     start = _since(since)
 

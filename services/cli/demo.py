@@ -153,9 +153,10 @@ def create_admin(database_url: str) -> tuple[str, str, str]:
 
     from services.core.db import utcnow
     from services.gateway.audit.service import record
-    from services.gateway.auth.models import ApiKey, User
-    from services.gateway.auth.service import create_api_key, hash_password
+    from services.gateway.auth.service import hash_password
     from services.gateway.db import make_engine, make_sessionmaker
+    from services.store.apikeys import create_api_key
+    from services.store.tables.auth import ApiKey, User
 
     password = secrets.token_urlsafe(12)
 

@@ -112,11 +112,11 @@ def dialogues(
 ) -> None:
     """DISC-MedLLM's multi-turn evaluation: a simulated patient consults the model for each
     case, a judge scores every dialogue on four criteria. Stored in Postgres and as JSONL."""
+    from services.eval import store as service
     from services.eval.client import ChatClient, Endpoint, parse_endpoint
     from services.eval.config import get_eval_settings
     from services.eval.runner import Clients, Options, RunError, run_dialogues
     from services.gateway.db import make_engine, make_sessionmaker
-    from services.gateway.evals import service
 
     settings = get_eval_settings()
     if resume_id is None and not (model and patient and judge):
@@ -252,11 +252,11 @@ def report(
 
 
 def _runs_scores(run_ids: list[str], database_url: str | None) -> list[Any]:
-    import services.gateway.models  # noqa: F401  (every table: foreign keys resolve)
+    import services.store.tables  # noqa: F401  (every table: foreign keys resolve)
+    from services.eval import store as service
     from services.eval.datasets import eval_set
     from services.eval.report import Scored
     from services.gateway.db import make_engine, make_sessionmaker
-    from services.gateway.evals import service
 
     async def main() -> list[Scored]:
         engine = make_engine(_url(database_url))

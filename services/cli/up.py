@@ -126,7 +126,7 @@ def _wait_worker(redis_url: str, proc: subprocess.Popen[bytes], timeout_s: float
     """Until the Celery worker answers a control ping through the broker."""
     from celery import Celery
 
-    from services.worker.queue import broker_url
+    from services.store.tasks import broker_url
 
     probe = Celery(broker=broker_url(redis_url))
     deadline = time.monotonic() + timeout_s

@@ -17,10 +17,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-import services.gateway.models  # noqa: F401  (every table: the run's foreign keys resolve)
 from services.core.db import utcnow
-from services.gateway.evals import service
-from services.gateway.evals.models import EvalRun
+from services.eval import store
+from services.store.tables.evals import EvalRun
 
 from .client import ChatClient, EndpointError
 from .datasets import Case, eval_set, load_cases
@@ -61,7 +60,7 @@ async def run_lock(engine: AsyncEngine, run_id: str) -> AsyncIterator[None]:
     """Postgres advisory lock held for the run's length, on a connection that dies with the
     process: a crashed runner's lock is free again at once, a live one's is not."""
     async with engine.connect() as conn:
-        key = service.lock_key(run_id)
+        key = store.lock_key(run_id)
         if not (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar():
             raise RunError(f"run {run_id} is being run elsewhere")
         await conn.commit()
@@ -114,7 +113,7 @@ async def _reconcile(
     db: AsyncSession, run: EvalRun, source: str, output: JsonlOutput | None
 ) -> set[str]:
     """Bring Postgres and the JSONL in step; returns the ids scored in either."""
-    done = await service.scored_ids(db=db, run_id=run.id)
+    done = await store.scored_ids(db=db, run_id=run.id)
     if output is None:
         return done
     in_file = output.read()
@@ -129,7 +128,7 @@ async def _reconcile(
                 scores = scored_from_row(row)
             except JudgeParseError:
                 continue
-            await service.save_case(
+            await store.save_case(
                 db=db,
                 run_id=run.id,
                 case_id=case_id,
@@ -142,7 +141,7 @@ async def _reconcile(
             done.add(case_id)
     await db.commit()
     missing = done - set(in_file)
-    for c in await service.scored_cases(db=db, run_id=run.id):
+    for c in await store.scored_cases(db=db, run_id=run.id):
         if c.case_id in missing and c.conversation is not None and c.scores:
             await output.append(
                 result_row(
@@ -169,17 +168,17 @@ async def run_dialogues(
     """Run (or resume) a run to its end; returns the run row, final."""
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
     async with run_lock(engine, run_id), sessionmaker() as db:
-        run = await service.get_run(db=db, run_id=run_id)
+        run = await store.get_run(db=db, run_id=run_id)
         if run is None:
             raise RunError(f"no evaluation run {run_id}")
         try:
             return await _run(run, db, sessionmaker, clients, options, output, on_progress)
         except Exception as exc:
             await db.rollback()
-            run = await service.get_run(db=db, run_id=run_id)
+            run = await store.get_run(db=db, run_id=run_id)
             if run is not None:
                 error = {"code": "run_error", "message": f"{type(exc).__name__}: {exc}"}
-                await service.finish(db=db, run=run, status="failed", error=error)
+                await store.finish(db=db, run=run, status="failed", error=error)
                 await db.commit()
             raise
 
@@ -221,18 +220,16 @@ async def _run(
 
     await asyncio.gather(*(one(c) for c in todo))
 
-    counts = await service.progress(db=db, run_id=run.id)
-    failed = len(cases) - len(
-        await service.scored_ids(db=db, run_id=run.id) & {c.id for c in cases}
-    )
+    counts = await store.progress(db=db, run_id=run.id)
+    failed = len(cases) - len(await store.scored_ids(db=db, run_id=run.id) & {c.id for c in cases})
     if failed:
         error = {
             "code": "cases_failed",
             "message": f"{failed} of {len(cases)} cases failed; resume the run to retry them",
         }
-        await service.finish(db=db, run=run, status="failed", error=error)
+        await store.finish(db=db, run=run, status="failed", error=error)
     else:
-        await service.finish(db=db, run=run, status="succeeded")
+        await store.finish(db=db, run=run, status="succeeded")
     await db.commit()
     log.info("run %s: %s (%s)", run.id, run.status, counts)
     return run
@@ -263,7 +260,7 @@ async def _case(
         log.warning("run %s case %s failed: %s", run.id, case.id, exc)
         replies = exc.replies if isinstance(exc, JudgeFailed) else []
         async with sessionmaker() as db:
-            await service.save_case(
+            await store.save_case(
                 db=db,
                 run_id=run.id,
                 case_id=case.id,
@@ -277,7 +274,7 @@ async def _case(
             await db.commit()
         return
     async with sessionmaker() as db:
-        await service.save_case(
+        await store.save_case(
             db=db,
             run_id=run.id,
             case_id=case.id,

@@ -3,6 +3,7 @@ created in the lifespan and shared by every request."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,8 +24,10 @@ from services.core.chatformat import (
     get_profile,
     load_tokenizer,
 )
+from services.core.probe_record import describe, read_record
 from services.core.safety import default_rules
-from services.worker.queue import create_celery
+from services.store.files import open_store
+from services.store.tasks import TaskQueue
 
 from .access.router import router as access_router
 from .audit.router import router as audit_router
@@ -44,7 +47,6 @@ from .errors import Json, install_error_handlers
 from .evals.router import router as evals_router
 from .feedback.router import router as feedback_router
 from .files.router import router as files_router
-from .files.storage import open_store
 from .finetune.router import router as finetune_router
 from .limits import BodySizeLimit
 from .observability import Metrics, RequestContext
@@ -170,7 +172,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.files = open_store(settings)
-    app.state.celery = create_celery(settings.celery_broker)  # sends fine-tune tasks by name
+    app.state.queue = TaskQueue.connect(settings.celery_broker)  # sends tasks by name
     # Uploads stream to disk and count their own bytes against max_file_bytes.
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, own_limit=frozenset({"/v1/files"})
@@ -215,6 +217,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         canary = await app.state.chat.check_engine()
         checks["engine"] = "ok" if await app.state.chat.engine.healthy() else "down"
         checks["engine_tokenization"] = canary.state
+        # The last `medchat engine probe`: reported beside the checks, it does not gate readiness.
+        probe = describe(await asyncio.to_thread(read_record, settings.probe_record_path))
         tolerated = canary.state in ("ok", "unsupported") or (
             canary.state == "mismatch" and settings.engine_tokenization_check == "warn"
         )
@@ -226,6 +230,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 "checks": checks,
                 "engine_detail": canary.detail,
                 "serving": (await app.state.chat.serving.current()).name,
+                "probe": probe,
             },
             200 if ready else 503,
         )

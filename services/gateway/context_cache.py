@@ -14,11 +14,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.store.redis_keys import context_key
+
 log = logging.getLogger(__name__)
-
-
-def context_key(session_id: uuid.UUID) -> str:
-    return f"medchat:ctx:{session_id}"
 
 
 class ContextCache:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from celery import Celery
 
+from services.store.tasks import RETENTION_TASK, VALIDATE_QUEUE, create_celery
+
 from .config import WorkerSettings, get_worker_settings
-from .queue import RETENTION_TASK, VALIDATE_QUEUE, create_celery
 
 
 def _worker_app(settings: WorkerSettings) -> Celery:

@@ -9,8 +9,6 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-import services.gateway.models  # noqa: F401  (every table: the job rows' foreign keys resolve)
-
 
 @asynccontextmanager
 async def task_engine(database_url: str) -> AsyncIterator[AsyncEngine]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
+from services.eval import store
 from services.eval.client import ChatClient, Endpoint, parse_endpoint
 from services.eval.config import EvalSettings
 from services.eval.runner import Clients, Options, RunError, run_dialogues
-from services.gateway.auth import service as auth_service
-from services.gateway.evals import service
+from services.store import apikeys
 
 from .db import sessions, task_engine
 
@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 async def eval_run(run_id: str, settings: EvalSettings) -> None:
     async with task_engine(settings.database_url) as engine:
         async with sessions(engine)() as db:
-            run = await service.get_run(db=db, run_id=run_id)
+            run = await store.get_run(db=db, run_id=run_id)
             if run is None or run.status not in ("queued", "running"):
                 return  # gone, or already final (a redelivered task of a finished run)
-            key_row, key = await auth_service.create_api_key(
+            key_row, key = await apikeys.create_api_key(
                 db=db, name=f"eval:{run_id}", role="integrator", user_id=run.created_by
             )
             config = run.config
@@ -57,5 +57,5 @@ async def eval_run(run_id: str, settings: EvalSettings) -> None:
         finally:
             await clients.close()
             async with sessions(engine)() as db:
-                await auth_service.revoke_api_key(db=db, key_id=key_row.id)
+                await apikeys.revoke_api_key(db=db, key_id=key_row.id)
                 await db.commit()

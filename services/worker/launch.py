@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from services.gateway.finetune.models import FineTuneJob
+from services.store.tables.finetune import FineTuneJob
 
 from .config import WorkerSettings
 

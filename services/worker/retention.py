@@ -13,12 +13,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.audit.service import record
-from services.gateway.auth.models import User
-from services.gateway.context_cache import context_key
-from services.gateway.files.models import StoredFile
-from services.gateway.files.storage import open_store
-from services.gateway.sessions.models import ChatSession
+from services.store.audit import record
+from services.store.files import open_store
+from services.store.redis_keys import context_key
+from services.store.tables.auth import User
+from services.store.tables.files import StoredFile
+from services.store.tables.sessions import ChatSession
 
 from .config import WorkerSettings
 from .db import sessions, task_engine

@@ -11,12 +11,12 @@ from celery.signals import worker_ready
 
 from services.core.db import utcnow
 from services.eval.config import get_eval_settings
-from services.gateway.finetune import service
+from services.store import jobs
+from services.store.tasks import EVAL_TASK, REPORT_TASK, RETENTION_TASK, TRAIN_TASK, VALIDATE_TASK
 
 from .config import get_worker_settings
 from .db import sessions, task_engine
 from .evaluation import eval_run
-from .queue import EVAL_TASK, REPORT_TASK, RETENTION_TASK, TRAIN_TASK, VALIDATE_TASK
 from .retention import enforce_retention
 from .training import train_job
 from .validation import file_report, validate_job
@@ -53,7 +53,7 @@ def retention() -> None:
 async def _reap() -> list[str]:
     settings = get_worker_settings()
     async with task_engine(settings.database_url) as engine, sessions(engine)() as db:
-        requeued = await service.reap_dead_jobs(db=db, resume=settings.resume_interrupted_jobs)
+        requeued = await jobs.reap_dead_jobs(db=db, resume=settings.resume_interrupted_jobs)
         await db.commit()
     return requeued
 

@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db import utcnow
 from services.core.registry import base_model_dir, model_profile, publish
-from services.gateway.files.models import StoredFile
-from services.gateway.files.storage import open_store
-from services.gateway.finetune import service
-from services.gateway.finetune.models import FineTuneCheckpoint, FineTuneJob
+from services.store import jobs
+from services.store.files import open_store
+from services.store.tables.files import StoredFile
+from services.store.tables.finetune import FineTuneCheckpoint, FineTuneJob
 
 from . import kube, launch
 from .config import WorkerSettings
@@ -53,17 +53,17 @@ def _die_with_parent() -> None:
 
 async def train_job(job_id: str, settings: WorkerSettings) -> None:
     async with task_engine(settings.database_url) as engine, engine.connect() as lock:
-        key = service.lock_key(job_id)
+        key = jobs.lock_key(job_id)
         if not (await lock.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar():
             log.info("job %s is being run by another worker", job_id)
             return
         await lock.commit()  # the session-level lock stays; the transaction does not
         async with sessions(engine)() as db:
-            job = await service.get_job(db=db, job_id=job_id)
+            job = await jobs.get_job(db=db, job_id=job_id)
             if job is None:
                 return
             if job.status == "running":  # we hold its lock, so its runner is gone
-                await service.runner_gone(
+                await jobs.runner_gone(
                     db=db, job_id=job_id, resume=settings.resume_interrupted_jobs
                 )
                 await db.commit()
@@ -71,7 +71,7 @@ async def train_job(job_id: str, settings: WorkerSettings) -> None:
             if job.status != "queued" or job.cancel_requested:
                 return
             job.status, job.started_at = "running", utcnow()
-            await service.add_event(db=db, job_id=job_id, message="Fine-tuning job started")
+            await jobs.add_event(db=db, job_id=job_id, message="Fine-tuning job started")
             await db.commit()
             redis = Redis.from_url(settings.redis_url)
             try:
@@ -152,9 +152,7 @@ async def _train(
     }
     args_file = launch.write_arguments(job_dir, args)
     where = settings.trainer_backend if on_k8s else "a subprocess"
-    await service.add_event(
-        db=db, job_id=job.id, message=f"Launching the trainer ({kind}, {where})"
-    )
+    await jobs.add_event(db=db, job_id=job.id, message=f"Launching the trainer ({kind}, {where})")
     await db.commit()
     if on_k8s:
         argv = launch.command(kind, args_file, python="python", gpus=settings.k8s_gpus_per_node)
@@ -164,7 +162,7 @@ async def _train(
         outcome = await _supervise(job, db, redis, argv, job_dir, progress, start)
     await db.refresh(job)
     if outcome.cancelled:
-        await service.finish(db=db, job=job, status="cancelled", message="The job was cancelled")
+        await jobs.finish(db=db, job=job, status="cancelled", message="The job was cancelled")
     elif outcome.returncode != 0:
         await _fail(
             db,
@@ -187,10 +185,10 @@ async def _train(
             profile=profile,
         )
         job.fine_tuned_model = model.name
-        await service.add_event(
+        await jobs.add_event(
             db=db, job_id=job.id, message=f"New fine-tuned model created: {model.name}"
         )
-        await service.finish(
+        await jobs.finish(
             db=db, job=job, status="succeeded", message="The job has successfully completed"
         )
     await db.commit()
@@ -198,7 +196,7 @@ async def _train(
 
 
 async def _fail(db: AsyncSession, job: FineTuneJob, code: str, message: str) -> None:
-    await service.finish(
+    await jobs.finish(
         db=db,
         job=job,
         status="failed",
@@ -217,7 +215,7 @@ def _log_tail(job_dir: Path) -> str:
 
 async def _wake(redis: Redis, job_id: str) -> None:
     with contextlib.suppress(RedisError, OSError):
-        await redis.publish(service.progress_channel(job_id), "1")
+        await redis.publish(jobs.progress_channel(job_id), "1")
 
 
 async def _supervise(
@@ -277,7 +275,7 @@ async def _supervise_k8s(
     finished = False
     try:
         await api.create(kind, body)
-        await service.add_event(db=db, job_id=job.id, message=f"Created {body['kind']} {name}")
+        await jobs.add_event(db=db, job_id=job.id, message=f"Created {body['kind']} {name}")
         await db.commit()
         while True:
             await asyncio.sleep(POLL_S)
@@ -287,7 +285,7 @@ async def _supervise_k8s(
                 offset = await _forward(job, db, redis, progress, offset, outcome)
                 outcome.returncode = 0 if state == "succeeded" else 1
                 if why:
-                    await service.add_event(db=db, job_id=job.id, level="error", message=why)
+                    await jobs.add_event(db=db, job_id=job.id, level="error", message=why)
                 finished = True
                 return outcome
             await db.refresh(job, ["cancel_requested"])
@@ -342,7 +340,7 @@ async def _record(
 ) -> None:
     """One trainer progress line (trainer/progress.py) into events and checkpoints."""
     kind = line.get("event", "progress")
-    add = service.add_event
+    add = jobs.add_event
     if kind == "progress":
         await add(db=db, job_id=job.id, type="metrics", message=_describe_step(line), data=line)
     elif kind == "eval":

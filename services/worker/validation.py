@@ -10,10 +10,10 @@ from typing import Any
 from services.core.chatformat import FormatError, chat_format, get_profile, load_tokenizer
 from services.core.chatformat.validate import ValidationReport, validate_file
 from services.core.registry import base_model_dir, model_profile
-from services.gateway.files.models import StoredFile
-from services.gateway.files.storage import FileStore, open_store
-from services.gateway.finetune import service
-from services.gateway.finetune.models import FineTuneJob
+from services.store import jobs
+from services.store.files import FileStore, open_store
+from services.store.tables.files import StoredFile
+from services.store.tables.finetune import FineTuneJob
 
 from .config import WorkerSettings
 from .db import sessions, task_engine
@@ -33,10 +33,10 @@ def _summary(report: ValidationReport) -> str:
 async def validate_job(job_id: str, settings: WorkerSettings) -> bool:
     """Validate the job's files; True when the job is now queued for training."""
     async with task_engine(settings.database_url) as engine, sessions(engine)() as db:
-        job = await service.get_job(db=db, job_id=job_id)
+        job = await jobs.get_job(db=db, job_id=job_id)
         if job is None or job.status != "validating_files":
             return False  # cancelled meanwhile, or already done by a redelivered task
-        await service.add_event(db=db, job_id=job_id, message=f"Validating {job.training_file}")
+        await jobs.add_event(db=db, job_id=job_id, message=f"Validating {job.training_file}")
         await db.commit()
         failure = await _check(job, settings)
         await db.refresh(job)
@@ -46,14 +46,14 @@ async def validate_job(job_id: str, settings: WorkerSettings) -> bool:
             param, message, report = failure
             for p in (report.problems if report else [])[:PROBLEM_EVENTS]:
                 if p.severity == "error":
-                    await service.add_event(
+                    await jobs.add_event(
                         db=db,
                         job_id=job_id,
                         level="error",
                         message=f"{param} line {p.line}: {p.message} ({p.code})",
                         data=p.to_dict(),
                     )
-            await service.finish(
+            await jobs.finish(
                 db=db,
                 job=job,
                 status="failed",
@@ -62,7 +62,7 @@ async def validate_job(job_id: str, settings: WorkerSettings) -> bool:
             )
         else:
             job.status = "queued"
-            await service.add_event(
+            await jobs.add_event(
                 db=db, job_id=job_id, message="Files validated, moving job to queued state"
             )
         await db.commit()

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from services.gateway.app import create_app
-from services.gateway.auth import service as auth_service
 from services.gateway.config import GatewaySettings
 from services.gateway.db import make_engine, make_sessionmaker
+from services.store import apikeys
 from tests.support.engine_emulator import EmulatorHandle, run_emulator
 from tests.support.s3 import CREDENTIALS, REGION, S3Server, s3_server
 from tests.support.servers import PrivateRedis, private_redis, serve, temporary_database
@@ -196,7 +196,7 @@ def make_key(database_url: str, role: str) -> str:
     async def create() -> str:
         engine = make_engine(database_url)
         async with make_sessionmaker(engine)() as db:
-            _, key = await auth_service.create_api_key(db=db, name=f"test-{role}", role=role)
+            _, key = await apikeys.create_api_key(db=db, name=f"test-{role}", role=role)
             await db.commit()
         await engine.dispose()
         return key

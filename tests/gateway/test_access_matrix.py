@@ -52,19 +52,20 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db import utcnow
-from services.gateway.access.models import AccessGrant
+from services.eval import store as evals_service
 from services.gateway.app import create_app
 from services.gateway.auth import service as auth_service
-from services.gateway.auth.models import User
 from services.gateway.config import GatewaySettings
 from services.gateway.db import make_engine, make_sessionmaker
-from services.gateway.evals import service as evals_service
-from services.gateway.feedback.models import Feedback
 from services.gateway.files import service as files_service
-from services.gateway.files.storage import FileStore, new_file_id
 from services.gateway.finetune import service as finetune_service
 from services.gateway.finetune.schemas import JobCreate
-from services.gateway.sessions.models import ChatSession, Message
+from services.store import apikeys
+from services.store.files.storage import FileStore, new_file_id
+from services.store.tables.access import AccessGrant
+from services.store.tables.auth import User
+from services.store.tables.feedback import Feedback
+from services.store.tables.sessions import ChatSession, Message
 from tests.support.servers import serve, temporary_database
 
 T = TypeVar("T")
@@ -230,7 +231,7 @@ async def _login(db: AsyncSession, user_id: uuid.UUID) -> Creds:
 
 
 async def _key(db: AsyncSession, role: str) -> tuple[uuid.UUID, Creds]:
-    row, key = await auth_service.create_api_key(db=db, name=f"matrix-{role}", role=role)
+    row, key = await apikeys.create_api_key(db=db, name=f"matrix-{role}", role=role)
     return row.id, Creds(user_id=str(row.user_id), key=key)
 
 

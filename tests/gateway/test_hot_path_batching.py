@@ -10,12 +10,12 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from services.gateway.auth import service
 from services.gateway.auth.dependencies import Principal
 from services.gateway.auth.key_cache import KeyCache
-from services.gateway.auth.models import ApiKey
 from services.gateway.db import make_engine, make_sessionmaker
 from services.gateway.openai_api.usage import UsageRecorder
+from services.store import apikeys
+from services.store.tables.auth import ApiKey
 
 
 def test_key_cache_expires_and_forgets() -> None:
@@ -39,7 +39,7 @@ async def test_usage_is_batched_and_never_lost(database_url: str) -> None:
     engine = make_engine(database_url)
     sessionmaker = make_sessionmaker(engine)
     async with sessionmaker() as db:
-        row, _ = await service.create_api_key(db=db, name="batch", role="integrator")
+        row, _ = await apikeys.create_api_key(db=db, name="batch", role="integrator")
         await db.commit()
     recorder = UsageRecorder(sessionmaker, flush_s=3600)  # flushed by hand below
     for _ in range(5):

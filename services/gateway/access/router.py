@@ -13,15 +13,15 @@ from sqlalchemy import select
 from services.core.db import utcnow
 from services.gateway.audit import service as audit
 from services.gateway.auth.dependencies import AdminPrincipal, Principal
-from services.gateway.auth.models import User
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, NotFound
-from services.gateway.sessions.models import ChatSession
 from services.gateway.sessions.router import session_detail, session_out
 from services.gateway.sessions.schemas import SessionDetail, SessionOut
+from services.store.tables.access import AccessGrant
+from services.store.tables.auth import User
+from services.store.tables.sessions import ChatSession
 
 from . import service
-from .models import AccessGrant
 from .schemas import GrantCreate, GrantOut
 
 router = APIRouter(prefix="/api/admin", tags=["access"])

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import AccessGrant
+from services.store.tables.access import AccessGrant
 
 
 async def active_grant(

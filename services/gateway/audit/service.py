@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.client_ip import client_ip
 from services.gateway.observability import request_id
-
-from .models import AuditEvent
+from services.store.audit import record as store_record
+from services.store.tables.audit import AuditEvent
 
 
 def record(
@@ -22,28 +22,12 @@ def record(
     action: str,
     *,
     request: Request | None = None,
-    actor_id: uuid.UUID | None = None,
-    actor_role: str | None = None,
-    via: str = "system",
-    target_type: str | None = None,
-    target_id: str | uuid.UUID | None = None,
-    subject_id: uuid.UUID | None = None,
-    details: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> AuditEvent:
-    event = AuditEvent(
-        action=action,
-        actor_id=actor_id,
-        actor_role=actor_role,
-        via=via,
-        target_type=target_type,
-        target_id=str(target_id) if target_id is not None else None,
-        subject_id=subject_id,
-        ip=client_ip(request) if request is not None else None,
-        request_id=request_id.get() if request is not None else None,
-        details=details,
-    )
-    db.add(event)
-    return event
+    """`store.audit.record` with the request's client address and id (when there is one)."""
+    if request is not None:
+        fields |= {"ip": client_ip(request), "request_id": request_id.get()}
+    return store_record(db, action, **fields)
 
 
 async def query(

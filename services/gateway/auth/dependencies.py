@@ -20,6 +20,8 @@ from fastapi import Depends, Request
 from services.gateway.db import Db
 from services.gateway.errors import ApiError
 
+from services.store import apikeys
+
 from . import service
 from .key_cache import KeyCache
 
@@ -58,15 +60,15 @@ async def _identify(request: Request, db: Db) -> Principal:
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.startswith(service.KEY_PREFIX):
+        if scheme.lower() != "bearer" or not token.startswith(apikeys.KEY_PREFIX):
             raise _unauthorized("use 'Authorization: Bearer mk-…' with an API key")
         cache: KeyCache = request.app.state.key_cache
-        key_hash = service.sha256(token.strip())
+        key_hash = apikeys.sha256(token.strip())
         if (cached := cache.get(key_hash)) is not None:
             return cached
 
         async def lookup() -> Principal | None:
-            key = await service.key_by_token(db=db, token=token.strip())
+            key = await apikeys.key_by_token(db=db, token=token.strip())
             return None if key is None else Principal(key.user_id, key.role, "api_key", key.id)
 
         principal = await cache.lookup_once(key_hash, lookup)

@@ -12,12 +12,13 @@ from services.gateway.config import GatewaySettings
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, Json, NotFound
 from services.gateway.ratelimit import guest_create_limit
-from services.gateway.sessions.models import ChatSession
 from services.gateway.sessions.router import session_detail
+from services.store import apikeys
+from services.store.tables.auth import ApiKey, User
+from services.store.tables.sessions import ChatSession
 
 from . import revocations, service
 from .dependencies import AdminPrincipal, CurrentPrincipal, current_principal
-from .models import ApiKey, User
 from .schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -252,7 +253,7 @@ async def list_keys(_: AdminPrincipal, db: Db) -> list[ApiKeyOut]:
 async def create_key(
     body: ApiKeyCreate, principal: AdminPrincipal, request: Request, db: Db
 ) -> ApiKeyCreated:
-    row, key = await service.create_api_key(db=db, name=body.name, role=body.role)
+    row, key = await apikeys.create_api_key(db=db, name=body.name, role=body.role)
     audit.record(
         db,
         "admin.key_create",
@@ -272,7 +273,7 @@ async def create_key(
 async def revoke_key(
     key_id: uuid.UUID, principal: AdminPrincipal, request: Request, db: Db
 ) -> None:
-    if not await service.revoke_api_key(db=db, key_id=key_id):
+    if not await apikeys.revoke_api_key(db=db, key_id=key_id):
         raise NotFound("active API key")
     audit.record(
         db,

@@ -1,30 +1,25 @@
-"""Passwords, API keys and login sessions: plain functions, the caller commits."""
+"""Passwords and login sessions: plain functions, the caller commits. API keys, which the
+worker makes too, are in services.store.apikeys."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db import utcnow
+from services.store.apikeys import sha256
+from services.store.tables.auth import LoginSession, User
 
-from .models import ApiKey, LoginSession, User
-
-KEY_PREFIX = "mk-"
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a login with an unknown account the same as
 # with a wrong password, so response times do not reveal which accounts exist.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-def sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def hash_password(password: str) -> str:
@@ -47,39 +42,6 @@ async def find_user(*, db: AsyncSession, email: str | None, phone: str | None) -
     if not conditions:
         return None
     return (await db.execute(select(User).where(or_(*conditions)))).scalar_one_or_none()
-
-
-async def create_api_key(
-    *, db: AsyncSession, name: str, role: str, user_id: uuid.UUID | None = None
-) -> tuple[ApiKey, str]:
-    """Create a key (and, without `user_id`, a service user that owns what the key creates).
-    Returns the row and the key itself, which is shown once and never stored."""
-    if user_id is None:
-        user = User(role=role)
-        db.add(user)
-        await db.flush()
-        user_id = user.id
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(user_id=user_id, name=name, role=role, prefix=key[:10], key_hash=sha256(key))
-    db.add(row)
-    await db.flush()
-    return row, key
-
-
-async def key_by_token(*, db: AsyncSession, token: str) -> ApiKey | None:
-    row = (
-        await db.execute(select(ApiKey).where(ApiKey.key_hash == sha256(token)))
-    ).scalar_one_or_none()
-    return row if row is not None and row.revoked_at is None else None
-
-
-async def revoke_api_key(*, db: AsyncSession, key_id: uuid.UUID) -> bool:
-    result = await db.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def start_login(*, db: AsyncSession, user_id: uuid.UUID, ttl_s: int) -> tuple[str, str]:

@@ -22,7 +22,7 @@ from services.gateway.errors import ApiError
 from services.gateway.observability import Metrics
 from services.gateway.ratelimit import chat_limit, guest_chat_limit, rate_limited
 from services.gateway.sessions.dependencies import OwnedSession
-from services.gateway.sessions.models import ChatSession
+from services.store.tables.sessions import ChatSession
 from services.gateway.sessions.schemas import MessageOut
 
 from .schemas import ChatAnswer, MessageCreate, RegenerateRequest, Usage

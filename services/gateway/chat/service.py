@@ -41,7 +41,7 @@ from services.gateway.errors import ApiError
 from services.gateway.observability import request_id
 from services.gateway.serving.service import ServingState
 from services.gateway.sessions import service as sessions
-from services.gateway.sessions.models import ChatSession, Message
+from services.store.tables.sessions import ChatSession, Message
 from services.gateway.sessions.service import title_from
 
 log = logging.getLogger(__name__)

@@ -6,20 +6,20 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-import anyio.to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from services.eval import store as service
 from services.eval.client import parse_endpoint
 from services.eval.datasets import eval_set
 from services.eval.dialogue import result_row
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.db import Db
+from services.gateway.deps import Queue
 from services.gateway.errors import ApiError, NotFound
-from services.worker.queue import EVAL_TASK
+from services.store.tables.evals import RUN_ACTIVE, EvalRun
+from services.store.tasks import TaskQueue
 
-from . import service
-from .models import RUN_ACTIVE, EvalRun
 from .schemas import EvalCaseList, EvalCaseObject, EvalRunCreate, EvalRunList, EvalRunObject
 
 router = APIRouter(prefix="/api/admin/evals", tags=["evaluation"])
@@ -36,11 +36,9 @@ async def _object(db: Db, run: EvalRun) -> EvalRunObject:
     return EvalRunObject.of(run, await service.progress(db=db, run_id=run.id))
 
 
-async def _enqueue(request: Request, db: Db, run: EvalRun) -> None:
+async def _enqueue(queue: TaskQueue, db: Db, run: EvalRun) -> None:
     try:
-        await anyio.to_thread.run_sync(
-            lambda: request.app.state.celery.send_task(EVAL_TASK, args=[run.id])
-        )
+        await queue.eval_run(run.id)
     except Exception as exc:  # the broker is down: say so, and leave no run waiting forever
         error = {"code": "queue_unavailable", "message": str(exc)}
         await service.finish(db=db, run=run, status="failed", error=error)
@@ -55,7 +53,7 @@ async def _enqueue(request: Request, db: Db, run: EvalRun) -> None:
 
 @router.post("", response_model=EvalRunObject, status_code=201)
 async def start_run(
-    body: EvalRunCreate, request: Request, db: Db, principal: AdminPrincipal
+    body: EvalRunCreate, db: Db, principal: AdminPrincipal, queue: Queue
 ) -> EvalRunObject:
     """Start a DISC-MedLLM dialogue evaluation of `model` (as the gateway serves it): the
     patient simulator and the judge are OpenAI-compatible endpoints given as URL/MODEL."""
@@ -73,7 +71,7 @@ async def start_run(
         created_by=principal.user_id,
     )
     await db.commit()
-    await _enqueue(request, db, run)
+    await _enqueue(queue, db, run)
     return await _object(db, run)
 
 
@@ -144,7 +142,7 @@ async def export_results(run_id: str, db: Db, _: AdminPrincipal) -> Response:
 
 
 @router.post("/{run_id}/resume", response_model=EvalRunObject)
-async def resume_run(run_id: str, request: Request, db: Db, _: AdminPrincipal) -> EvalRunObject:
+async def resume_run(run_id: str, db: Db, _: AdminPrincipal, queue: Queue) -> EvalRunObject:
     """Queue a failed or interrupted run again: only its unscored cases run."""
     await service.reap_lost_runs(db=db)
     run = await _run(db, run_id)
@@ -152,5 +150,5 @@ async def resume_run(run_id: str, request: Request, db: Db, _: AdminPrincipal) -
         raise ApiError(409, "run_active", f"the run is {run.status}", "run_id")
     run.status, run.error, run.finished_at = "queued", None, None
     await db.commit()
-    await _enqueue(request, db, run)
+    await _enqueue(queue, db, run)
     return await _object(db, run)

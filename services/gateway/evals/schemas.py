@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .models import EvalCase, EvalRun
+from services.store.tables.evals import EvalCase, EvalRun
 
 Endpoint = Field(
     min_length=8,

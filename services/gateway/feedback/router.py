@@ -18,17 +18,16 @@ from services.core.db import utcnow
 from services.core.privacy import default_redactor
 from services.gateway.audit import service as audit
 from services.gateway.auth.dependencies import AdminPrincipal, CurrentPrincipal
-from services.gateway.auth.models import User
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, NotFound
 from services.gateway.files import service as files
 from services.gateway.files.schemas import FileObject
-from services.gateway.files.storage import FileStore, new_file_id
 from services.gateway.files.upload import discard_upload
 from services.gateway.sessions.dependencies import OwnedSession
-from services.gateway.sessions.models import ChatSession, Message
-
-from .models import Feedback
+from services.store.files.storage import FileStore, new_file_id
+from services.store.tables.auth import User
+from services.store.tables.feedback import Feedback
+from services.store.tables.sessions import ChatSession, Message
 
 router = APIRouter(tags=["feedback"])
 

@@ -13,13 +13,15 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from services.gateway.audit import service as audit
 from services.gateway.auth.dependencies import AdminPrincipal
+from services.gateway.config import GatewaySettings
 from services.gateway.db import Db
+from services.gateway.deps import Files, Queue, Settings
 from services.gateway.errors import ApiError, NotFound
-from services.worker.queue import REPORT_TASK
+from services.store.files.storage import new_file_id
+from services.store.tasks import TaskQueue
 
 from . import service
 from .schemas import FileDeleted, FileList, FileObject
-from .storage import FileStore, new_file_id
 from .upload import discard_upload, receive_upload
 
 log = logging.getLogger(__name__)
@@ -47,20 +49,22 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-def _store(request: Request) -> FileStore:
-    store: FileStore = request.app.state.files
-    return store
-
-
 @router.post("", response_model=FileObject, openapi_extra=_UPLOAD_BODY)
-async def upload_file(request: Request, db: Db, principal: AdminPrincipal) -> FileObject:
+async def upload_file(
+    request: Request,
+    db: Db,
+    principal: AdminPrincipal,
+    store: Files,
+    settings: Settings,
+    queue: Queue,
+) -> FileObject:
     """Upload a JSONL dataset (multipart: `file`, `purpose=fine-tune`). It is streamed to the
     store and checked line by line as it arrives; a file with errors is refused with every
     problem's line number, and nothing is kept."""
     file_id = new_file_id()
-    pending = _store(request).begin(file_id)
+    pending = store.begin(file_id)
     try:
-        upload = await receive_upload(request, pending, request.app.state.settings.max_file_bytes)
+        upload = await receive_upload(request, pending, settings.max_file_bytes)
         purpose = upload.fields.get("purpose", "")
         if purpose not in PURPOSES:
             raise ApiError(
@@ -111,21 +115,18 @@ async def upload_file(request: Request, db: Db, principal: AdminPrincipal) -> Fi
     except BaseException:
         await discard_upload(pending)
         raise
-    await _request_report(request, file_id)
+    await _request_report(settings, queue, file_id)
     return FileObject.of(stored)
 
 
-async def _request_report(request: Request, file_id: str) -> None:
+async def _request_report(settings: GatewaySettings, queue: TaskQueue, file_id: str) -> None:
     """Ask the worker for the token-level report with the served model's tokenizer. Best
     effort: the upload stands without it, and the console shows the report as pending."""
-    settings = request.app.state.settings
     if settings.tokenizer_path is None:
         return
     args = [file_id, str(settings.tokenizer_path), settings.profile]
     try:
-        await anyio.to_thread.run_sync(
-            lambda: request.app.state.celery.send_task(REPORT_TASK, args=args)
-        )
+        await queue.file_report(*args)
     except Exception:
         log.warning("could not queue the report of %s", file_id, exc_info=True)
 
@@ -161,7 +162,7 @@ async def retrieve_file(file_id: str, db: Db, _: AdminPrincipal) -> FileObject:
 
 @router.delete("/{file_id}", response_model=FileDeleted)
 async def delete_file(
-    file_id: str, request: Request, db: Db, principal: AdminPrincipal
+    file_id: str, request: Request, db: Db, principal: AdminPrincipal, store: Files
 ) -> FileDeleted:
     f = await service.get_file(db=db, file_id=file_id)
     if f is None:
@@ -176,16 +177,15 @@ async def delete_file(
         **audit.actor(principal),
     )
     await db.commit()
-    await anyio.to_thread.run_sync(_store(request).delete, file_id)
+    await anyio.to_thread.run_sync(store.delete, file_id)
     return FileDeleted(id=file_id)
 
 
 @router.get("/{file_id}/content", response_class=FileResponse)
-async def file_content(file_id: str, request: Request, db: Db, _: AdminPrincipal) -> Response:
+async def file_content(file_id: str, db: Db, _: AdminPrincipal, store: Files) -> Response:
     f = await service.get_file(db=db, file_id=file_id)
     if f is None:
         raise NotFound("file")
-    store = _store(request)
     path = store.local_path(f.id)
     if path is not None:
         return FileResponse(path, media_type="application/jsonl", filename=f.filename)

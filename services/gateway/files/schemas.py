@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from .models import StoredFile
+from services.store.tables.files import StoredFile
 
 
 class FileObject(BaseModel):

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import StoredFile
+from services.store.tables.files import StoredFile
 
 
 async def add_file(

@@ -18,8 +18,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 
 from services.core.chatformat.validate import ChunkValidator, ValidationReport
 from services.gateway.errors import ApiError
-
-from .storage import PendingFile
+from services.store.files.storage import PendingFile
 
 log = logging.getLogger(__name__)
 MAX_FIELD_BYTES = 1024  # purpose and other small form fields

@@ -7,26 +7,26 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import Annotated
 
-import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.registry import base_model_dir
 from services.gateway.audit import service as audit
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.db import Db
+from services.gateway.deps import Queue, RedisClient, Sessions, Settings
 from services.gateway.errors import ApiError, NotFound
 from services.gateway.files.service import get_file
-from services.worker.queue import TRAIN_TASK, VALIDATE_TASK
+from services.store import jobs
+from services.store.tables.finetune import FINAL, FineTuneCheckpoint, FineTuneJob
 
 from . import service
-from .models import FINAL, FineTuneCheckpoint, FineTuneJob
 from .schemas import (
     CheckpointList,
     CheckpointObject,
@@ -41,7 +41,7 @@ router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
 
 async def _job(db: Db, job_id: str) -> FineTuneJob:
-    job = await service.get_job(db=db, job_id=job_id)
+    job = await jobs.get_job(db=db, job_id=job_id)
     if job is None:
         raise NotFound("fine-tuning job")
     return job
@@ -49,9 +49,13 @@ async def _job(db: Db, job_id: str) -> FineTuneJob:
 
 @router.post("", response_model=JobObject)
 async def create_job(
-    body: JobCreate, request: Request, db: Db, principal: AdminPrincipal
+    body: JobCreate,
+    request: Request,
+    db: Db,
+    principal: AdminPrincipal,
+    settings: Settings,
+    queue: Queue,
 ) -> JobObject:
-    settings = request.app.state.settings
     problem = body.resolved_hyperparameters().check()
     if problem:
         raise ApiError(400, "invalid_hyperparameters", problem, "hyperparameters")
@@ -90,11 +94,9 @@ async def create_job(
     )
     await db.commit()
     try:
-        await anyio.to_thread.run_sync(
-            lambda: request.app.state.celery.send_task(VALIDATE_TASK, args=[job.id])
-        )
+        await queue.validate_job(job.id)
     except Exception as exc:  # the broker is down: say so, and leave no job waiting forever
-        await service.finish(
+        await jobs.finish(
             db=db,
             job=job,
             status="failed",
@@ -111,32 +113,33 @@ async def create_job(
     return JobObject.of(job)
 
 
-async def _reap(request: Request, db: Db) -> None:
+async def _reap(settings: Settings, queue: Queue, db: Db) -> None:
     """Jobs whose worker died are failed, or queued again to resume (by setting)."""
-    resume = request.app.state.settings.resume_interrupted_jobs
-    requeued = await service.reap_dead_jobs(db=db, resume=resume)
+    requeued = await jobs.reap_dead_jobs(db=db, resume=settings.resume_interrupted_jobs)
     await db.commit()
-    celery = request.app.state.celery
     for job_id in requeued:
-        await anyio.to_thread.run_sync(partial(celery.send_task, TRAIN_TASK, args=[job_id]))
+        await queue.train_job(job_id)
 
 
 @router.get("", response_model=JobList)
 async def list_jobs(
-    request: Request,
+    settings: Settings,
+    queue: Queue,
     db: Db,
     _: AdminPrincipal,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
 ) -> JobList:
-    await _reap(request, db)
+    await _reap(settings, queue, db)
     page = await service.list_jobs(db=db, limit=limit + 1, after=after)
     return JobList(data=[JobObject.of(j) for j in page[:limit]], has_more=len(page) > limit)
 
 
 @router.get("/{job_id}", response_model=JobObject)
-async def retrieve_job(job_id: str, request: Request, db: Db, _: AdminPrincipal) -> JobObject:
-    await _reap(request, db)
+async def retrieve_job(
+    job_id: str, settings: Settings, queue: Queue, db: Db, _: AdminPrincipal
+) -> JobObject:
+    await _reap(settings, queue, db)
     return JobObject.of(await _job(db, job_id))
 
 
@@ -177,6 +180,8 @@ def _event_id(cursor: str | None, param: str) -> int | None:
 async def list_events(
     job_id: str,
     request: Request,
+    sessions: Sessions,
+    redis: RedisClient,
     db: Db,
     _: AdminPrincipal,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
@@ -190,7 +195,7 @@ async def list_events(
     if stream:
         await db.rollback()  # the stream opens its own short sessions
         return StreamingResponse(
-            _live_events(request, job_id, cursor or 0),
+            _live_events(request, sessions, redis, job_id, cursor or 0),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -198,19 +203,23 @@ async def list_events(
     return EventList(data=[EventObject.of(e) for e in page[:limit]], has_more=len(page) > limit)
 
 
-async def _live_events(request: Request, job_id: str, after_id: int) -> AsyncIterator[bytes]:
-    sessionmaker = request.app.state.sessionmaker
-    redis: Redis = request.app.state.redis
+async def _live_events(
+    request: Request,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    job_id: str,
+    after_id: int,
+) -> AsyncIterator[bytes]:
     pubsub = redis.pubsub()
     subscribed = False
     with contextlib.suppress(RedisError):
-        await pubsub.subscribe(service.progress_channel(job_id))
+        await pubsub.subscribe(jobs.progress_channel(job_id))
         subscribed = True
     try:
         while True:
             async with sessionmaker() as db:
                 events = await service.events_after(db=db, job_id=job_id, after_id=after_id)
-                job = await service.get_job(db=db, job_id=job_id)
+                job = await jobs.get_job(db=db, job_id=job_id)
             for e in events:
                 after_id = e.id
                 yield (

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import FineTuneCheckpoint, FineTuneEvent, FineTuneJob
+from services.store.tables.finetune import FineTuneCheckpoint, FineTuneEvent, FineTuneJob
 
 Auto = Literal["auto"]
 

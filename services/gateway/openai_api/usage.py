@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from services.gateway.auth.models import ApiKey
+from services.store.tables.auth import ApiKey
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from services.gateway.chat.service import ChatRuntime
 from services.gateway.db import Db
 
 from . import service
-from .models import ServingChoice
+from services.store.tables.serving import ServingChoice
 from .schemas import ServingChange, ServingOut
 
 router = APIRouter(prefix="/api/admin/serving", tags=["admin"])

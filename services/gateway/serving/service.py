@@ -26,7 +26,7 @@ from services.gateway.engine.client import EngineClient, OpenAICompletionsClient
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
 
-from .models import ServingChoice
+from services.store.tables.serving import ServingChoice
 
 log = logging.getLogger(__name__)
 CHECKED_S = 60.0  # how long a model an API call named is taken as servable without asking

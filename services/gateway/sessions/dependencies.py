@@ -8,9 +8,9 @@ from fastapi import Depends
 from services.gateway.auth.dependencies import CurrentPrincipal
 from services.gateway.db import Db
 from services.gateway.errors import NotFound
+from services.store.tables.sessions import ChatSession
 
 from . import service
-from .models import ChatSession
 
 
 async def owned_session(session_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> ChatSession:

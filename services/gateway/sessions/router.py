@@ -7,10 +7,10 @@ from fastapi import APIRouter, Query, Request
 from services.gateway.auth.dependencies import CurrentPrincipal
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, Json
+from services.store.tables.sessions import ChatSession
 
 from . import service
 from .dependencies import OwnedSession
-from .models import ChatSession
 from .schemas import (
     MessageOut,
     SessionCreate,

@@ -10,8 +10,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db import utcnow
-
-from .models import ChatSession, Message
+from services.store.tables.sessions import ChatSession, Message
 
 TITLE_CHARS = 40
 

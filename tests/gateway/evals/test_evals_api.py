@@ -20,7 +20,7 @@ from celery import Celery
 from services.eval.config import DEFAULT_DATA_DIR
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from services.worker.queue import broker_url
+from services.store.tasks import broker_url
 from tests.gateway.conftest import make_key
 from tests.gateway.finetune.conftest import worker_env
 from tests.support.servers import serve, stop_process

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from services.core.settings import PlatformSettings
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from services.gateway.files.s3 import PART_BYTES
+from services.store.files.s3 import PART_BYTES
 from tests.gateway.conftest import make_key
 from tests.gateway.files.test_files import GOOD_ROW, jsonl, upload
 from tests.support.s3 import S3Server, bucket_contents

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from services.core.chatformat import Turn, chat_format, load_tokenizer
-from services.gateway.auth.models import ApiKey
 from services.gateway.db import make_engine, make_sessionmaker
+from services.store.tables.auth import ApiKey
 from tests.gateway.conftest import REPLY, make_key
 from tests.support.engine_emulator import EmulatorHandle
 
@@ -37,7 +37,7 @@ def usage_of(database_url: str, key: str) -> tuple[int, int, int]:
     async def read() -> tuple[int, int, int]:
         engine = make_engine(database_url)
         async with make_sessionmaker(engine)() as db:
-            from services.gateway.auth.service import sha256
+            from services.store.apikeys import sha256
 
             row = (
                 await db.execute(select(ApiKey).where(ApiKey.key_hash == sha256(key)))

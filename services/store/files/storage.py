@@ -17,8 +17,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from services.core.settings import PlatformSettings
-
 _FILE_ID = re.compile(r"file-[0-9a-f]{24}")
 READ_BYTES = 1 << 20  # /content is streamed in chunks this large
 
@@ -59,14 +57,6 @@ class FileStore(Protocol):
     def local_copy(self, file_id: str) -> AbstractContextManager[Path]:
         """A path to the file for as long as the context lasts (validation, the trainer);
         FileNotFoundError when it is not stored."""
-
-
-def open_store(settings: PlatformSettings) -> FileStore:
-    if settings.files_backend == "s3":
-        from .s3 import S3Store  # boto3 is imported only where it is used
-
-        return S3Store.from_settings(settings)
-    return DirStore(settings.files_dir)
 
 
 class DirStore:

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db import utcnow
 from services.eval.report import Scored, aggregate
-
-from .models import EvalCase, EvalRun
+from services.store.tables.evals import EvalCase, EvalRun
 
 
 def new_run_id() -> str:

@@ -1,8 +1,9 @@
 """Queues and task names, and the Celery app both sides build: the gateway sends tasks by name
-with it (importing nothing of the worker's), the worker runs them."""
+through `TaskQueue` (importing nothing of the worker's), the worker runs them."""
 
 from __future__ import annotations
 
+import anyio.to_thread
 from celery import Celery
 
 
@@ -48,3 +49,30 @@ def create_celery(broker: str, visibility_timeout_s: int = 7 * 24 * 3600) -> Cel
         worker_hijack_root_logger=False,
     )
     return app
+
+
+class TaskQueue:
+    """Sends the platform's tasks by name. Celery's send is a blocking broker round trip, so
+    it runs in a worker thread, off the event loop."""
+
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
+
+    @classmethod
+    def connect(cls, broker: str) -> TaskQueue:
+        return cls(create_celery(broker))
+
+    async def send(self, task: str, *args: object) -> None:
+        await anyio.to_thread.run_sync(lambda: self.celery.send_task(task, args=list(args)))
+
+    async def validate_job(self, job_id: str) -> None:
+        await self.send(VALIDATE_TASK, job_id)
+
+    async def train_job(self, job_id: str) -> None:
+        await self.send(TRAIN_TASK, job_id)
+
+    async def file_report(self, *args: object) -> None:
+        await self.send(REPORT_TASK, *args)
+
+    async def eval_run(self, run_id: str) -> None:
+        await self.send(EVAL_TASK, run_id)

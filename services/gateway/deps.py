@@ -1,0 +1,44 @@
+"""Typed dependencies: what the lifespan builds once per process, handed to routes as
+`Annotated` parameters (like `Db`), so no route reads `request.app.state` itself."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.store.files import FileStore
+from services.store.tasks import TaskQueue
+
+from .auth.key_cache import KeyCache
+from .chat.service import ChatRuntime
+from .chat.stop_bus import StopBus
+from .config import GatewaySettings
+from .context_cache import ContextCache
+from .observability import Metrics
+from .openai_api.usage import UsageRecorder
+from .ratelimit import RateLimiter
+
+
+def _state(name: str) -> Any:
+    def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    get.__name__ = f"get_{name}"
+    return get
+
+
+Settings = Annotated[GatewaySettings, Depends(_state("settings"))]
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_state("sessionmaker"))]
+RedisClient = Annotated[Redis, Depends(_state("redis"))]
+Runtime = Annotated[ChatRuntime, Depends(_state("chat"))]
+MetricsDep = Annotated[Metrics, Depends(_state("metrics"))]
+Usage = Annotated[UsageRecorder, Depends(_state("usage"))]
+Context = Annotated[ContextCache, Depends(_state("context"))]
+Limiter = Annotated[RateLimiter, Depends(_state("ratelimiter"))]
+Keys = Annotated[KeyCache, Depends(_state("key_cache"))]
+Stops = Annotated[StopBus, Depends(_state("stops"))]
+Files = Annotated[FileStore, Depends(_state("files"))]
+Queue = Annotated[TaskQueue, Depends(_state("queue"))]
