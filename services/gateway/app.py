@@ -30,10 +30,10 @@ from services.store.files import open_store
 from services.store.tasks import TaskQueue
 
 from .access.router import router as access_router
+from .accounts.router import router as accounts_router
 from .audit.router import router as audit_router
 from .auth import revocations
 from .auth.key_cache import KeyCache
-from .auth.router import admin_router
 from .auth.router import router as auth_router
 from .chat.router import router as chat_router
 from .chat.service import ChatRuntime
@@ -52,6 +52,7 @@ from .limits import BodySizeLimit
 from .observability import Metrics, RequestContext
 from .openai_api.router import router as openai_router
 from .openai_api.usage import UsageRecorder
+from .privacy.router import router as privacy_router
 from .ratelimit import RateLimiter
 from .ratelimit import response_headers as ratelimit_headers
 from .serving.router import router as serving_router
@@ -180,7 +181,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # Outermost: sees every answer; the only middleware that wraps outgoing chunks.
     app.add_middleware(RequestContext, metrics=metrics, add_headers=ratelimit_headers)
     app.include_router(auth_router)
-    app.include_router(admin_router)
+    app.include_router(accounts_router)
+    app.include_router(privacy_router)
     app.include_router(access_router)
     app.include_router(audit_router)
     app.include_router(feedback_router)

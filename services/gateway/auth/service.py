@@ -16,6 +16,8 @@ from services.core.db import utcnow
 from services.store.apikeys import sha256
 from services.store.tables.auth import LoginSession, User
 
+from .schemas import UserOut
+
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a login with an unknown account the same as
 # with a wrong password, so response times do not reveal which accounts exist.
@@ -72,3 +74,9 @@ async def login_by_token(*, db: AsyncSession, token: str) -> tuple[LoginSession,
 
 async def end_login(*, db: AsyncSession, token: str) -> None:
     await db.execute(delete(LoginSession).where(LoginSession.token_hash == sha256(token)))
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id, email=user.email, phone=user.phone, role=user.role, is_guest=user.is_guest
+    )

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.core.db import utcnow
 from services.core.privacy import default_redactor
-from services.gateway.audit import service as audit
+from services.gateway.audit.dependencies import Audit
 from services.gateway.auth.dependencies import AdminPrincipal, CurrentPrincipal
 from services.gateway.db import Db
 from services.gateway.errors import ApiError, NotFound
@@ -73,20 +73,16 @@ async def rate_answer(
 
 
 @router.put("/api/auth/me/consent", status_code=204)
-async def set_consent(
-    body: ConsentIn, principal: CurrentPrincipal, request: Request, db: Db
-) -> None:
+async def set_consent(body: ConsentIn, principal: CurrentPrincipal, trail: Audit, db: Db) -> None:
     """Consent (or its withdrawal) to rated conversations being used, redacted, for training."""
     user = await db.get(User, principal.user_id)
     if user is None:
         raise NotFound("user")
     user.training_consent_at = utcnow() if body.consent else None
-    audit.record(
-        db,
+    trail(
         "privacy.consent" if body.consent else "privacy.consent_withdrawn",
-        request=request,
         subject_id=user.id,
-        **audit.actor(principal),
+        by=principal,
     )
     await db.commit()
 
@@ -131,7 +127,7 @@ async def _rated_conversations(db: Db) -> list[tuple[uuid.UUID, list[Message]]]:
 
 @router.post("/api/admin/datasets/from-feedback", response_model=FileObject, status_code=201)
 async def dataset_from_feedback(
-    body: DatasetRequest, principal: AdminPrincipal, request: Request, db: Db
+    body: DatasetRequest, principal: AdminPrincipal, request: Request, db: Db, trail: Audit
 ) -> FileObject:
     """A JSONL file (DISC-MedLLM rows) of rated conversations from consenting patients,
     redacted by default, stored as a fine-tune file the jobs API accepts."""
@@ -168,14 +164,12 @@ async def dataset_from_feedback(
             sha256=hashlib.sha256(data).hexdigest(),
             rows=len(lines),
         )
-        audit.record(
-            db,
+        trail(
             "dataset.from_feedback",
-            request=request,
             target_type="file",
             target_id=file_id,
             details={"conversations": len(lines), "redacted": body.redact},
-            **audit.actor(principal),
+            by=principal,
         )
         await anyio.to_thread.run_sync(pending.complete)
         await db.commit()

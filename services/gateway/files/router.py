@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
-from services.gateway.audit import service as audit
+from services.gateway.audit.dependencies import Audit
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.config import GatewaySettings
 from services.gateway.db import Db
@@ -53,6 +53,7 @@ _UPLOAD_BODY: dict[str, Any] = {
 async def upload_file(
     request: Request,
     db: Db,
+    trail: Audit,
     principal: AdminPrincipal,
     store: Files,
     settings: Settings,
@@ -100,14 +101,12 @@ async def upload_file(
             sha256=upload.sha256,
             rows=report.rows,
         )
-        audit.record(
-            db,
+        trail(
             "file.upload",
-            request=request,
             target_type="file",
             target_id=file_id,
             details={"bytes": upload.size, "rows": report.rows, "sha256": upload.sha256},
-            **audit.actor(principal),
+            by=principal,
         )
         # Stored before the row is committed; a commit that fails removes it again.
         await anyio.to_thread.run_sync(pending.complete)
@@ -162,19 +161,17 @@ async def retrieve_file(file_id: str, db: Db, _: AdminPrincipal) -> FileObject:
 
 @router.delete("/{file_id}", response_model=FileDeleted)
 async def delete_file(
-    file_id: str, request: Request, db: Db, principal: AdminPrincipal, store: Files
+    file_id: str, trail: Audit, db: Db, principal: AdminPrincipal, store: Files
 ) -> FileDeleted:
     f = await service.get_file(db=db, file_id=file_id)
     if f is None:
         raise NotFound("file")
     await db.delete(f)
-    audit.record(
-        db,
+    trail(
         "file.delete",
-        request=request,
         target_type="file",
         target_id=file_id,
-        **audit.actor(principal),
+        by=principal,
     )
     await db.commit()
     await anyio.to_thread.run_sync(store.delete, file_id)

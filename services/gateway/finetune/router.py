@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.registry import base_model_dir
-from services.gateway.audit import service as audit
+from services.gateway.audit.dependencies import Audit
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.db import Db
 from services.gateway.deps import Queue, RedisClient, Sessions, Settings
@@ -50,7 +50,7 @@ async def _job(db: Db, job_id: str) -> FineTuneJob:
 @router.post("", response_model=JobObject)
 async def create_job(
     body: JobCreate,
-    request: Request,
+    trail: Audit,
     db: Db,
     principal: AdminPrincipal,
     settings: Settings,
@@ -83,14 +83,12 @@ async def create_job(
             )
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     job = await service.create_job(db=db, body=body, created_by=principal.user_id, seed=seed)
-    audit.record(
-        db,
+    trail(
         "finetune.create",
-        request=request,
         target_type="fine_tuning_job",
         target_id=job.id,
         details={"model": body.model, "training_file": body.training_file},
-        **audit.actor(principal),
+        by=principal,
     )
     await db.commit()
     try:
@@ -144,18 +142,16 @@ async def retrieve_job(
 
 
 @router.post("/{job_id}/cancel", response_model=JobObject)
-async def cancel_job(job_id: str, request: Request, db: Db, principal: AdminPrincipal) -> JobObject:
+async def cancel_job(job_id: str, trail: Audit, db: Db, principal: AdminPrincipal) -> JobObject:
     job = await _job(db, job_id)
     if job.status in FINAL:
         raise ApiError(400, "job_not_active", f"the job has already {job.status}", "job_id")
     await service.request_cancel(db=db, job=job)
-    audit.record(
-        db,
+    trail(
         "finetune.cancel",
-        request=request,
         target_type="fine_tuning_job",
         target_id=job.id,
-        **audit.actor(principal),
+        by=principal,
     )
     await db.commit()
     return JobObject.of(job)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from services.gateway.audit import service as audit
+from services.gateway.audit.dependencies import Audit
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.chat.service import ChatRuntime
 from services.gateway.db import Db
+from services.store.tables.serving import ServingChoice
 
 from . import service
-from services.store.tables.serving import ServingChoice
 from .schemas import ServingChange, ServingOut
 
 router = APIRouter(prefix="/api/admin/serving", tags=["admin"])
@@ -33,7 +33,7 @@ async def get_serving(request: Request, db: Db, _: AdminPrincipal) -> ServingOut
 
 @router.put("", response_model=ServingOut)
 async def choose_serving(
-    body: ServingChange, request: Request, db: Db, principal: AdminPrincipal
+    body: ServingChange, request: Request, db: Db, trail: Audit, principal: AdminPrincipal
 ) -> ServingOut:
     """Serve patients with another model (a published fine-tune, or back to the engine's
     default). The engine is asked first, with the tokenization canary: a model it does not
@@ -47,14 +47,12 @@ async def choose_serving(
         served = await service.make_servable(settings, runtime.engine, runtime.format, model)
     before = await runtime.serving.current()
     await service.save_choice(db, served, principal.user_id)
-    audit.record(
-        db,
+    trail(
         "admin.model_switch",
-        request=request,
         target_type="model",
         target_id=served.name,
         details={"from": before.name, "to": served.name},
-        **audit.actor(principal),
+        by=principal,
     )
     await db.commit()
     runtime.serving.remember(served)  # this process at once; the others within refresh_s
