@@ -5,39 +5,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict
 
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.db import Db
 
 from . import service
+from .schemas import AuditOut, AuditPage
 
 router = APIRouter(prefix="/api/admin/audit", tags=["audit"])
-
-
-class AuditOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    at: datetime
-    actor_id: uuid.UUID | None
-    actor_role: str | None
-    via: str
-    action: str
-    target_type: str | None
-    target_id: str | None
-    subject_id: uuid.UUID | None
-    ip: str | None
-    request_id: str | None
-    details: dict[str, Any] | None
-
-
-class AuditPage(BaseModel):
-    data: list[AuditOut]
-    has_more: bool
 
 
 @router.get("")
@@ -60,6 +38,4 @@ async def browse(
         subject_id=subject,
         since=since,
     )
-    return AuditPage(
-        data=[AuditOut.model_validate(r) for r in rows[:limit]], has_more=len(rows) > limit
-    )
+    return AuditPage.of(rows, limit, AuditOut.model_validate)

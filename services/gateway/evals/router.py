@@ -113,9 +113,7 @@ async def list_cases(
     page = await service.list_cases(
         db=db, run_id=run_id, limit=limit + 1, after_id=after, status=status
     )
-    return EvalCaseList(
-        data=[EvalCaseObject.of(c) for c in page[:limit]], has_more=len(page) > limit
-    )
+    return EvalCaseList.of(page, limit, EvalCaseObject.of)
 
 
 @router.get(

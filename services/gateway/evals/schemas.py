@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from services.gateway.pagination import Page
 from services.store.tables.evals import EvalCase, EvalRun
 
 Endpoint = Field(
@@ -68,10 +69,8 @@ class EvalRunObject(BaseModel):
         )
 
 
-class EvalRunList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[EvalRunObject]
-    has_more: bool
+class EvalRunList(Page[EvalRunObject]):
+    pass
 
 
 class EvalCaseObject(BaseModel):
@@ -104,7 +103,5 @@ class EvalCaseObject(BaseModel):
         )
 
 
-class EvalCaseList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[EvalCaseObject]
-    has_more: bool
+class EvalCaseList(Page[EvalCaseObject]):
+    pass

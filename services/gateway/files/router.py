@@ -142,13 +142,10 @@ async def list_files(
     page = await service.list_files(
         db=db, purpose=purpose, limit=limit + 1, after=after, newest_first=order == "desc"
     )
-    data = [FileObject.of(f) for f in page[:limit]]
-    return FileList(
-        data=data,
-        has_more=len(page) > limit,
-        first_id=data[0].id if data else None,
-        last_id=data[-1].id if data else None,
-    )
+    files = FileList.of(page, limit, FileObject.of)
+    if files.data:
+        files.first_id, files.last_id = files.data[0].id, files.data[-1].id
+    return files
 
 
 @router.get("/{file_id}", response_model=FileObject)

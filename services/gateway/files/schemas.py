@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from services.gateway.pagination import Page
 from services.store.tables.files import StoredFile
 
 
@@ -36,10 +37,7 @@ class FileObject(BaseModel):
         )
 
 
-class FileList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[FileObject]
-    has_more: bool
+class FileList(Page[FileObject]):
     first_id: str | None = None
     last_id: str | None = None
 

@@ -130,7 +130,7 @@ async def list_jobs(
 ) -> JobList:
     await _reap(settings, queue, db)
     page = await service.list_jobs(db=db, limit=limit + 1, after=after)
-    return JobList(data=[JobObject.of(j) for j in page[:limit]], has_more=len(page) > limit)
+    return JobList.of(page, limit, JobObject.of)
 
 
 @router.get("/{job_id}", response_model=JobObject)
@@ -196,7 +196,7 @@ async def list_events(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     page = await service.list_events(db=db, job_id=job_id, limit=limit + 1, before_id=cursor)
-    return EventList(data=[EventObject.of(e) for e in page[:limit]], has_more=len(page) > limit)
+    return EventList.of(page, limit, EventObject.of)
 
 
 async def _live_events(
@@ -258,6 +258,4 @@ async def list_checkpoints(
             ) from None
         before = cursor.step if cursor else None
     page = await service.list_checkpoints(db=db, job_id=job_id, limit=limit + 1, before_step=before)
-    return CheckpointList(
-        data=[CheckpointObject.of(c) for c in page[:limit]], has_more=len(page) > limit
-    )
+    return CheckpointList.of(page, limit, CheckpointObject.of)

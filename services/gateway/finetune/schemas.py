@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway.pagination import Page
 from services.store.tables.finetune import FineTuneCheckpoint, FineTuneEvent, FineTuneJob
 
 Auto = Literal["auto"]
@@ -120,10 +121,8 @@ class JobObject(BaseModel):
         )
 
 
-class JobList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[JobObject]
-    has_more: bool
+class JobList(Page[JobObject]):
+    pass
 
 
 class EventObject(BaseModel):
@@ -147,10 +146,8 @@ class EventObject(BaseModel):
         )
 
 
-class EventList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[EventObject]
-    has_more: bool
+class EventList(Page[EventObject]):
+    pass
 
 
 class CheckpointObject(BaseModel):
@@ -174,7 +171,5 @@ class CheckpointObject(BaseModel):
         )
 
 
-class CheckpointList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[CheckpointObject]
-    has_more: bool
+class CheckpointList(Page[CheckpointObject]):
+    pass

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from services.gateway.audit.dependencies import Audit
 from services.gateway.auth.dependencies import AdminPrincipal
 from services.gateway.chat.service import ChatRuntime
 from services.gateway.db import Db
+from services.gateway.deps import Runtime
 from services.store.tables.serving import ServingChoice
 
 from . import service
@@ -27,18 +28,17 @@ async def _out(db: Db, runtime: ChatRuntime) -> ServingOut:
 
 
 @router.get("", response_model=ServingOut)
-async def get_serving(request: Request, db: Db, _: AdminPrincipal) -> ServingOut:
-    return await _out(db, request.app.state.chat)
+async def get_serving(runtime: Runtime, db: Db, _: AdminPrincipal) -> ServingOut:
+    return await _out(db, runtime)
 
 
 @router.put("", response_model=ServingOut)
 async def choose_serving(
-    body: ServingChange, request: Request, db: Db, trail: Audit, principal: AdminPrincipal
+    body: ServingChange, runtime: Runtime, db: Db, trail: Audit, principal: AdminPrincipal
 ) -> ServingOut:
     """Serve patients with another model (a published fine-tune, or back to the engine's
     default). The engine is asked first, with the tokenization canary: a model it does not
     answer for is refused (409) with what to change; nothing changes then."""
-    runtime: ChatRuntime = request.app.state.chat
     settings = runtime.settings
     if body.model == settings.served_model_name:
         served = service.default_served(settings)

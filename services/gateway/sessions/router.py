@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from services.gateway.auth.dependencies import CurrentPrincipal
 from services.gateway.db import Db
+from services.gateway.deps import Context, Settings
 from services.gateway.errors import ApiError, Json
 from services.store.tables.sessions import ChatSession
 
@@ -29,9 +30,9 @@ def session_out(row: ChatSession) -> SessionOut:
 
 @router.post("", status_code=201)
 async def create_session(
-    body: SessionCreate, request: Request, principal: CurrentPrincipal, db: Db
+    body: SessionCreate, principal: CurrentPrincipal, db: Db, settings: Settings
 ) -> SessionOut:
-    limit = request.app.state.settings.max_sessions_per_user
+    limit = settings.max_sessions_per_user
     if await service.count_sessions(db=db, user_id=principal.user_id) >= limit:
         raise ApiError(
             409, "too_many_sessions", f"at most {limit} sessions per user; delete old ones first"
@@ -75,10 +76,10 @@ async def rename_session(body: SessionRename, session: OwnedSession, db: Db) -> 
 
 
 @router.delete("/{session_id}", status_code=204)
-async def delete_session(session: OwnedSession, request: Request, db: Db) -> None:
+async def delete_session(session: OwnedSession, db: Db, context: Context) -> None:
     await service.delete_session(db=db, session_id=session.id)
     await db.commit()
-    await request.app.state.context.drop(session.id)
+    await context.drop(session.id)
 
 
 @router.get("/{session_id}/export")
