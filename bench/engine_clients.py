@@ -82,7 +82,6 @@ import asyncio
 import gc
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -106,6 +105,12 @@ import openai  # noqa: E402
 from huggingface_hub import AsyncInferenceClient  # noqa: E402
 from huggingface_hub.utils import _http as hf_http  # noqa: E402
 
+from services.core.devtools.processes import (  # noqa: E402
+    NotReady,
+    free_port,
+    stop_process,
+    wait_for_http,
+)
 from services.gateway.engine.client import (  # noqa: E402
     Finish,
     GenerationParams,
@@ -320,13 +325,6 @@ def make_benches(names: Sequence[str], base_url: str, expected: str) -> list[Ben
 # ------------------------------------------------------------------------------ the emulator
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def load_upstream() -> ModuleType:
     """The emulator's module, for its deterministic reply text (needs starlette)."""
     spec = importlib.util.spec_from_file_location("gateway_bench_upstream", UPSTREAM)
@@ -351,18 +349,11 @@ class Emulator:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the emulator exited ({self.process.returncode}); see {log_path}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/health", timeout=1):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise SystemExit(f"the emulator did not start; see {log_path}") from None
-                time.sleep(0.1)
+        try:
+            wait_for_http(self.base_url + "/health", self.process, timeout_s=20, log=log_path)
+        except NotReady as exc:
+            self.stop()
+            raise SystemExit(f"the emulator did not start: {exc}") from None
 
     def stats(self, reset: bool) -> Json:
         url = self.base_url + "/stats" + ("?reset=1" if reset else "")
@@ -372,12 +363,7 @@ class Emulator:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process)
         self._log.close()
 
 

@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,16 +45,12 @@ from pathlib import Path
 
 import httpx
 
+from services.core.devtools.processes import free_port, wait_for_http
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 SHARED_ROWS = ROOT.parent / "shared" / "data" / "disc-medllm" / "sft_examples.jsonl"
 MEDCHAT = str(Path(sys.executable).with_name("medchat"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def memory_kb(pid: int, field: str) -> int:
@@ -85,18 +80,6 @@ async def _admin_sql(sql: str) -> None:
         await conn.close()
 
 
-def wait_until(check: object, what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{what} not ready within {timeout_s:.0f} s")
-
-
 def start_s3(log: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     """moto's S3 server with one bucket; the settings and credentials that point at it."""
     import boto3
@@ -108,7 +91,7 @@ def start_s3(log: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    wait_until(lambda: httpx.get(f"{url}/moto-api/data.json").status_code == 200, "moto", 30)
+    wait_for_http(f"{url}/moto-api/data.json", proc, timeout_s=30, what="moto", log=log)
     creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
     bucket = "medchat-bench"
     boto3.client(
@@ -218,7 +201,9 @@ def main() -> int:
         )
         procs += [gateway, worker]
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, "gateway", 60)
+        wait_for_http(
+            f"{base}/healthz", gateway, timeout_s=60, what="gateway", log=log / "gateway.log"
+        )
         time.sleep(2)  # the worker imports its tasks
         client = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=None

@@ -16,6 +16,7 @@ import click
 import httpx
 from rich.console import Console
 
+from services.core.devtools.processes import NotReady, free_port, wait_for_http
 from services.gateway.config import GatewaySettings
 
 from . import demo
@@ -25,24 +26,14 @@ from .supervisor import Child, StateFile, Supervisor, leftover_servers
 out = Console(stderr=True, highlight=False, soft_wrap=True)  # commands stay copyable
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait(url: str, what: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise click.ClickException(f"{what} exited with status {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise click.ClickException(f"{what} did not answer {url} within {timeout_s:.0f} s")
+    try:
+        wait_for_http(url, proc, timeout_s=timeout_s, what=what, ready=_ANSWERED)
+    except NotReady as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+_ANSWERED = tuple(range(200, 500))  # any answer but a server error: it is up
 
 
 def _engine(model: str, engine_url: str) -> tuple[Child, str]:
@@ -237,7 +228,7 @@ def up(
         upgrade(db)
         engine_model = None
         if model and not engine_url:
-            engine_url, protocol = f"http://127.0.0.1:{_free_port()}", "openai"
+            engine_url, protocol = f"http://127.0.0.1:{free_port()}", "openai"
             engine, engine_model = _engine(str(_servable(Path(model), data_dir)), engine_url)
             _load_model(engine_url, engine_model, supervisor.add(engine))
         assert engine_url is not None

