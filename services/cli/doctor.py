@@ -15,6 +15,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from services.core.probe_record import NEVER_RUN, describe, read_record
+
 Status = Literal["ok", "warn", "fail"]
 
 ENGINE_PROFILES = {"vllm": "openai", "tgi": "tgi", "cpu": "openai"}
@@ -250,7 +252,22 @@ def check_ports(env: dict[str, str]) -> list[Check]:
     return [Check(f"port {port}", "fail", "in use: stop what listens there or set HTTP_PORT")]
 
 
-def run_checks(env_file: Path, docker_root: Path) -> list[Check]:
+def check_probe(record_path: Path) -> list[Check]:
+    """The last `medchat engine probe`: does the engine compute the model's own logprobs?"""
+    record = read_record(record_path)
+    line = describe(record)
+    if record is None:
+        hint = "; run `medchat engine probe --model MODEL_DIR` once the engine is up"
+        return [Check("engine probe", "warn", f"{NEVER_RUN} ({record_path}){hint}")]
+    verdicts: dict[str, Status] = {"pass": "ok", "fail": "fail"}
+    status = verdicts.get(str(record.get("verdict")), "warn")
+    detail = f"{line} [{record_path}]"
+    if status == "fail":
+        detail += ": the engine does not compute this model; see the probe's table"
+    return [Check("engine probe", status, detail)]
+
+
+def run_checks(env_file: Path, docker_root: Path, probe_record: Path | None = None) -> list[Check]:
     if not env_file.is_file():
         return [
             Check("env file", "fail", f"{env_file} not found: cp .env.example .env and fill it in")
@@ -264,7 +281,14 @@ def run_checks(env_file: Path, docker_root: Path) -> list[Check]:
         *check_disk(env, docker_root),
         *check_ports(env),
         *check_tools(),
+        *check_probe(probe_record or default_probe_record()),
     ]
+
+
+def default_probe_record() -> Path:
+    from services.gateway.config import GatewaySettings
+
+    return GatewaySettings().probe_record_path
 
 
 @click.command()
@@ -282,11 +306,16 @@ def run_checks(env_file: Path, docker_root: Path) -> list[Check]:
     show_default=True,
     help="Where Docker keeps images (for the disk check).",
 )
+@click.option(
+    "--probe-record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The last `medchat engine probe` result. Default: MEDCHAT_PROBE_RECORD.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor(env_file: Path, docker_root: Path, as_json: bool) -> None:
+def doctor(env_file: Path, docker_root: Path, probe_record: Path | None, as_json: bool) -> None:
     """Check this host for a `docker compose` deployment: GPU and driver, disk for the model,
-    ports, and .env. Exit 1 when something must be fixed first."""
-    checks = run_checks(env_file, docker_root)
+    ports, .env, and the last engine probe. Exit 1 when something must be fixed first."""
+    checks = run_checks(env_file, docker_root, probe_record)
     if as_json:
         click.echo(json.dumps([asdict(c) for c in checks], indent=2))
     else:

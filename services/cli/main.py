@@ -7,6 +7,7 @@ import click
 from .admin import apikey, audit, db
 from .dataset import dev_tokenizer, render, validate
 from .doctor import doctor
+from .engine import engine
 from .evaluate import evaluate
 from .finetune import finetune
 from .serve import chat, serve
@@ -33,3 +34,4 @@ cli.add_command(finetune)
 cli.add_command(train)
 cli.add_command(doctor)
 cli.add_command(evaluate)
+cli.add_command(engine)

@@ -50,6 +50,9 @@ class GatewaySettings(PlatformSettings):
     # The conversation format.
     tokenizer_path: Path | None = None
     max_new_tokens: int = 1024
+    # Where `medchat engine probe` writes its last result, which /readyz reports (default:
+    # probe.json beside files_dir, on the data volume the gateway and the worker share).
+    probe_record: Path | None = None
 
     # Sessions, context and limits.
     context_ttl_s: int = 24 * 3600
@@ -77,6 +80,10 @@ class GatewaySettings(PlatformSettings):
     @property
     def served_model_name(self) -> str:
         return self.model_name or self.engine_model
+
+    @property
+    def probe_record_path(self) -> Path:
+        return self.probe_record or self.files_dir.parent / "probe.json"
 
 
 @lru_cache
