@@ -26,17 +26,18 @@ if (live !== readFileSync(join(here, "openapi.json"), "utf8")) {
 }
 
 const out = join(mkdtempSync(join(tmpdir(), "medchat-api-")), "schema.d.ts");
-execFileSync(
-  join(here, "node_modules", ".bin", "openapi-typescript"),
-  [join(here, "openapi.json"), "-o", out],
-  { cwd: here, stdio: ["ignore", "ignore", "inherit"] },
-);
+execFileSync(join(here, "node_modules", ".bin", "openapi-typescript"), [join(here, "openapi.json"), "-o", out], {
+  cwd: here,
+  stdio: ["ignore", "ignore", "inherit"],
+});
 if (readFileSync(out, "utf8") !== readFileSync(join(here, "src", "api", "schema.d.ts"), "utf8")) {
   console.error("frontend/src/api/schema.d.ts is not what `npm run gen:api` generates from openapi.json");
   failed = true;
 }
 if (failed) {
-  console.error("the generated API client is stale: run `npm run dump:openapi && npm run gen:api` in frontend/ and commit");
+  console.error(
+    "the generated API client is stale: run `npm run dump:openapi && npm run gen:api` in frontend/ and commit",
+  );
   process.exit(1);
 }
 console.log("check:api: the generated API client is current");

@@ -27,7 +27,10 @@ describe("Welcome", () => {
     const calls = mockFetch({
       "GET /api/auth/me": () => json({ error: { code: "unauthorized", message: "" } }, 401),
       "POST /api/auth/signup": () =>
-        json({ user: { id: "u", email: null, phone: "13800000000", role: "patient", is_guest: false }, csrf_token: "c" }, 201),
+        json(
+          { user: { id: "u", email: null, phone: "13800000000", role: "patient", is_guest: false }, csrf_token: "c" },
+          201,
+        ),
     });
     renderWith(<Welcome />, { auth: true });
     await userEvent.click(screen.getByRole("button", { name: "没有账户？注册" }));

@@ -1,4 +1,4 @@
-import { useEffect, useId, useState } from "react";
+import { useCallback, useEffect, useId, useState } from "react";
 import type { FormEvent } from "react";
 import { api, unwrap, type AuditEntry } from "../api/client";
 import { useI18n } from "../i18n";
@@ -37,21 +37,25 @@ export function Audit() {
   const [error, setError] = useState<string | null>(null);
   const id = useId();
 
-  const load = async (before?: number) => {
-    setError(null);
-    try {
-      const page = await unwrap(api.GET("/api/admin/audit", { params: { query: auditQuery(filters, before) } }));
-      setRows((rs) => (before === undefined ? page.data : [...(rs ?? []), ...page.data]));
-      setMore(page.has_more);
-    } catch (e) {
-      setError(String((e as Error).message ?? e));
-      setRows((rs) => rs ?? []);
-    }
-  };
+  const load = useCallback(
+    (before?: number) =>
+      unwrap(api.GET("/api/admin/audit", { params: { query: auditQuery(filters, before) } })).then(
+        (page) => {
+          setError(null);
+          setRows((rs) => (before === undefined ? page.data : [...(rs ?? []), ...page.data]));
+          setMore(page.has_more);
+        },
+        (e) => {
+          setError(String((e as Error).message ?? e));
+          setRows((rs) => rs ?? []);
+        },
+      ),
+    [filters],
+  );
 
   useEffect(() => {
     void load();
-  }, [filters]);
+  }, [load]);
 
   function apply(e: FormEvent) {
     e.preventDefault();
@@ -61,7 +65,12 @@ export function Audit() {
   const field = (key: keyof AuditFilters, label: string, props: Record<string, unknown> = {}) => (
     <div className="field">
       <label htmlFor={`${id}-${key}`}>{label}</label>
-      <input id={`${id}-${key}`} value={draft[key]} onChange={(e) => setDraft({ ...draft, [key]: e.target.value })} {...props} />
+      <input
+        id={`${id}-${key}`}
+        value={draft[key]}
+        onChange={(e) => setDraft({ ...draft, [key]: e.target.value })}
+        {...props}
+      />
     </div>
   );
 

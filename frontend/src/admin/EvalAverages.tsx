@@ -11,7 +11,10 @@ const Y_RANGE: [number, number] = [0, 5];
 export function EvalAverages({ averages }: { averages: Averages }) {
   const { t } = useI18n();
   const names = useMemo(() => CRITERIA.map((c) => t(`eval.${c}`)), [t]);
-  const series = useMemo(() => [{ label: t("eval.averages"), values: CRITERIA.map((c) => averages.means[c]) }], [averages, t]);
+  const series = useMemo(
+    () => [{ label: t("eval.averages"), values: CRITERIA.map((c) => averages.means[c]) }],
+    [averages, t],
+  );
   return (
     <>
       <dl className="stats-grid">
@@ -30,7 +33,15 @@ export function EvalAverages({ averages }: { averages: Averages }) {
           <dd>{num(averages.n)}</dd>
         </div>
       </dl>
-      <Chart title={t("eval.averages")} x={X} series={series} kind="bars" xNames={names} yRange={Y_RANGE} height={200} />
+      <Chart
+        title={t("eval.averages")}
+        x={X}
+        series={series}
+        kind="bars"
+        xNames={names}
+        yRange={Y_RANGE}
+        height={200}
+      />
     </>
   );
 }

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { api, unwrap, type EvalCase } from "../api/client";
 import { useI18n } from "../i18n";
 import { CRITERIA } from "./evalUtil";
@@ -13,17 +13,23 @@ export function EvalCases({ runId, version }: { runId: string; version: number }
   const [cases, setCases] = useState<EvalCase[] | null>(null);
   const [more, setMore] = useState(false);
 
-  const load = async (after?: number) => {
-    const page = await unwrap(
-      api.GET("/api/admin/evals/{run_id}/cases", { params: { path: { run_id: runId }, query: { limit: PAGE, after } } }),
-    );
-    setCases((cs) => (after === undefined ? page.data : [...(cs ?? []), ...page.data]));
-    setMore(page.has_more);
-  };
+  const load = useCallback(
+    (after?: number) =>
+      unwrap(
+        api.GET("/api/admin/evals/{run_id}/cases", {
+          params: { path: { run_id: runId }, query: { limit: PAGE, after } },
+        }),
+      ).then((page) => {
+        setCases((cs) => (after === undefined ? page.data : [...(cs ?? []), ...page.data]));
+        setMore(page.has_more);
+      }),
+    [runId],
+  );
 
   useEffect(() => {
+    // `version` (the run's progress) changes as cases end: read them again.
     load().catch(() => setCases((cs) => cs ?? []));
-  }, [runId, version]);
+  }, [load, version]);
 
   if (cases === null) return <p className="muted">{t("common.loading")}</p>;
   if (cases.length === 0) return <p className="muted">{t("eval.noCases")}</p>;

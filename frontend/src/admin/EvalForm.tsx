@@ -62,7 +62,12 @@ export function EvalForm() {
   const field = (key: keyof typeof form, label: string, props: Record<string, unknown> = {}) => (
     <div className="field">
       <label htmlFor={`${id}-${key}`}>{label}</label>
-      <input id={`${id}-${key}`} value={form[key]} onChange={(e) => setForm({ ...form, [key]: e.target.value })} {...props} />
+      <input
+        id={`${id}-${key}`}
+        value={form[key]}
+        onChange={(e) => setForm({ ...form, [key]: e.target.value })}
+        {...props}
+      />
     </div>
   );
   const numeric = (min: number, max: number) => ({ type: "number", min, max, step: 1 });
@@ -89,7 +94,11 @@ export function EvalForm() {
             ))}
           </select>
         </div>
-        {field("patient", t("eval.patient"), { required: true, pattern: ENDPOINT, placeholder: t("eval.endpointHint") })}
+        {field("patient", t("eval.patient"), {
+          required: true,
+          pattern: ENDPOINT,
+          placeholder: t("eval.endpointHint"),
+        })}
         {field("judge", t("eval.judge"), { required: true, pattern: ENDPOINT, placeholder: t("eval.endpointHint") })}
         {field("turns", t("eval.turns"), { ...numeric(1, 10), required: true })}
         {field("limit", t("eval.limit"), { ...numeric(1, 100000), placeholder: "∞" })}

@@ -18,7 +18,16 @@ vi.mock("uplot", () => ({
 }));
 
 const RUN = "evalrun-abc";
-const summary = { source: "cmb-clin", model: "m", n: 8, Proactivity: 4.25, Accuracy: 3.5, Helpfulness: 4, "Linguistic Quality": 4.75, overall: 4.125 };
+const summary = {
+  source: "cmb-clin",
+  model: "m",
+  n: 8,
+  Proactivity: 4.25,
+  Accuracy: 3.5,
+  Helpfulness: 4,
+  "Linguistic Quality": 4.75,
+  overall: 4.125,
+};
 const run = (extra: Record<string, unknown> = {}) => ({
   id: RUN,
   object: "eval.run",
@@ -58,8 +67,10 @@ beforeEach(() => {
 describe("EvalRunPage", () => {
   it("shows the four averages and the overall one, charted, and the cases", async () => {
     mockFetch({
-      [`GET /api/admin/evals/${RUN}`]: () => json(run({ status: "succeeded", error: null, progress: { total: 8, scored: 8, failed: 0 } })),
-      [`GET /api/admin/evals/${RUN}/cases`]: () => json({ object: "list", data: [evalCase(1), evalCase(2)], has_more: false }),
+      [`GET /api/admin/evals/${RUN}`]: () =>
+        json(run({ status: "succeeded", error: null, progress: { total: 8, scored: 8, failed: 0 } })),
+      [`GET /api/admin/evals/${RUN}/cases`]: () =>
+        json({ object: "list", data: [evalCase(1), evalCase(2)], has_more: false }),
     });
     renderWith(<EvalRunPage runId={RUN} />, { lang: "en" });
     expect(await screen.findByTestId("avg-Proactivity")).toHaveTextContent("4.25");
@@ -69,7 +80,10 @@ describe("EvalRunPage", () => {
     expect(screen.getByTestId("avg-overall")).toHaveTextContent("4.13");
     expect(screen.getByRole("img", { name: "Averages" })).toBeInTheDocument();
     const data = made[made.length - 1][1] as number[][];
-    expect(data).toEqual([[0, 1, 2, 3], [4.25, 3.5, 4, 4.75]]);
+    expect(data).toEqual([
+      [0, 1, 2, 3],
+      [4.25, 3.5, 4, 4.75],
+    ]);
     expect(await screen.findByText("case-2")).toBeInTheDocument();
     expect(screen.getByLabelText("8/8 done")).toBeInTheDocument();
     // A run that scored every case has nothing to resume.

@@ -1,5 +1,6 @@
-import { useEffect, useState } from "react";
-import { api, unwrap, type EvalRun } from "../api/client";
+import { useState } from "react";
+import { api, unwrap } from "../api/client";
+import { usePolling } from "../api/usePolling";
 import { useI18n } from "../i18n";
 import { EvalAverages } from "./EvalAverages";
 import { EvalCases } from "./EvalCases";
@@ -11,33 +12,22 @@ import { whenIso } from "./format";
 /** One evaluation run: its progress (polled while it runs), averages, cases; resume. */
 export function EvalRunPage({ runId }: { runId: string }) {
   const { t, lang } = useI18n();
-  const [run, setRun] = useState<EvalRun | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const path = { run_id: runId };
-
-  const refresh = () =>
-    unwrap(api.GET("/api/admin/evals/{run_id}", { params: { path } }))
-      .then(setRun)
-      .catch((e) => setError(String(e.message ?? e)));
-
-  useEffect(() => {
-    void refresh();
-  }, [runId]);
-
-  useEffect(() => {
-    if (!run || !ACTIVE.has(run.status)) return;
-    const timer = setInterval(() => void refresh(), 3000);
-    return () => clearInterval(timer);
-  }, [run?.status]);
+  const polled = usePolling(runId, () => unwrap(api.GET("/api/admin/evals/{run_id}", { params: { path } })), {
+    every: (r) => (ACTIVE.has(r.status) ? 3000 : null),
+  });
+  const run = polled.data;
+  const error = actionError ?? polled.error?.message ?? null;
 
   async function resume() {
     setBusy(true);
-    setError(null);
+    setActionError(null);
     try {
-      setRun(await unwrap(api.POST("/api/admin/evals/{run_id}/resume", { params: { path } })));
+      polled.setData(await unwrap(api.POST("/api/admin/evals/{run_id}/resume", { params: { path } })));
     } catch (e) {
-      setError(String((e as Error).message));
+      setActionError(String((e as Error).message));
     } finally {
       setBusy(false);
     }
@@ -80,7 +70,11 @@ export function EvalRunPage({ runId }: { runId: string }) {
             </button>
           )}{" "}
           {run.progress.scored > 0 && (
-            <a className="btn" href={`/api/admin/evals/${encodeURIComponent(run.id)}/results`} download={`${run.id}.jsonl`}>
+            <a
+              className="btn"
+              href={`/api/admin/evals/${encodeURIComponent(run.id)}/results`}
+              download={`${run.id}.jsonl`}
+            >
               {t("eval.results")}
             </a>
           )}

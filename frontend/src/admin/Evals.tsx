@@ -1,5 +1,5 @@
-import { useEffect, useRef, useState } from "react";
-import { api, unwrap, type EvalRun } from "../api/client";
+import { api, unwrap } from "../api/client";
+import { usePolling } from "../api/usePolling";
 import { useI18n } from "../i18n";
 import { Link } from "../router";
 import { EvalForm } from "./EvalForm";
@@ -10,22 +10,13 @@ import { num, whenIso } from "./format";
 
 export function Evals() {
   const { t, lang } = useI18n();
-  const [runs, setRuns] = useState<EvalRun[] | null>(null);
-  const active = useRef(false);
-
-  useEffect(() => {
-    const load = () =>
-      unwrap(api.GET("/api/admin/evals", { params: { query: { limit: 50 } } }))
-        .then((l) => {
-          active.current = l.data.some((r) => ACTIVE.has(r.status));
-          setRuns(l.data);
-        })
-        .catch(() => setRuns((r) => r ?? []));
-    void load();
-    // Runs move on their own (the worker): follow them while any is queued or running.
-    const timer = setInterval(() => active.current && void load(), 5000);
-    return () => clearInterval(timer);
-  }, []);
+  // Runs move on their own (the worker): follow them while any is queued or running.
+  const { data, error } = usePolling(
+    "evals",
+    () => unwrap(api.GET("/api/admin/evals", { params: { query: { limit: 50 } } })),
+    { every: (l) => (l.data.some((r) => ACTIVE.has(r.status)) ? 5000 : null) },
+  );
+  const runs = data ? data.data : error ? [] : null;
 
   return (
     <>

@@ -101,7 +101,12 @@ export function FineTunes() {
         <form className="grid-form" onSubmit={submit}>
           <div className="field">
             <label htmlFor={`${id}-model`}>{t("ft.model")}</label>
-            <select id={`${id}-model`} value={form.model} required onChange={(e) => setForm({ ...form, model: e.target.value })}>
+            <select
+              id={`${id}-model`}
+              value={form.model}
+              required
+              onChange={(e) => setForm({ ...form, model: e.target.value })}
+            >
               {models.map((m) => (
                 <option key={m}>{m}</option>
               ))}

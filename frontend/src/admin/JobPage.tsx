@@ -1,12 +1,14 @@
 import { useEffect, useMemo, useState } from "react";
-import { api, errorFrom, unwrap, type Job, type JobEvent } from "../api/client";
+import { api, errorFrom, unwrap, type JobEvent } from "../api/client";
 import { readSse } from "../api/sse";
+import { usePolling } from "../api/usePolling";
 import { Chart } from "../components/Chart";
 import { useI18n } from "../i18n";
 import { num, when } from "./format";
 import { StatusBadge } from "./FineTunes";
 
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const NO_EVENTS: JobEvent[] = [];
 
 /** Loss points from the job's metrics events, in step order. */
 export function lossPoints(events: JobEvent[]): { x: number[]; y: number[] } {
@@ -19,23 +21,28 @@ export function lossPoints(events: JobEvent[]): { x: number[]; y: number[] } {
 
 export function JobPage({ jobId }: { jobId: string }) {
   const { t, lang } = useI18n();
-  const [job, setJob] = useState<Job | null>(null);
-  const [events, setEvents] = useState<JobEvent[]>([]);
-  const [error, setError] = useState<string | null>(null);
+  // The status also changes without events (queued → running): poll while not final.
+  const polled = usePolling(
+    jobId,
+    () => unwrap(api.GET("/v1/fine_tuning/jobs/{job_id}", { params: { path: { job_id: jobId } } })),
+    { every: (j) => (FINAL.has(j.status) ? null : 3000) },
+  );
+  const { data: job, refresh } = polled;
+  const [feed, setFeed] = useState<{ jobId: string; events: JobEvent[] }>({ jobId, events: [] });
+  const events = feed.jobId === jobId ? feed.events : NO_EVENTS;
+  const [actionError, setActionError] = useState<string | null>(null);
+  const error = actionError ?? polled.error?.message ?? null;
   const [cancelling, setCancelling] = useState(false);
-
-  const refresh = () =>
-    unwrap(api.GET("/v1/fine_tuning/jobs/{job_id}", { params: { path: { job_id: jobId } } }))
-      .then(setJob)
-      .catch((e) => setError(String(e.message ?? e)));
 
   // Live events: the SSE stream sends every event from the oldest, then `end`.
   useEffect(() => {
     const controller = new AbortController();
-    setEvents([]);
-    void refresh();
     (async () => {
-      const { data, error: err, response } = await api.GET("/v1/fine_tuning/jobs/{job_id}/events", {
+      const {
+        data,
+        error: err,
+        response,
+      } = await api.GET("/v1/fine_tuning/jobs/{job_id}/events", {
         params: { path: { job_id: jobId }, query: { stream: true } },
         parseAs: "stream",
         signal: controller.signal,
@@ -44,24 +51,17 @@ export function JobPage({ jobId }: { jobId: string }) {
       for await (const ev of readSse(data as ReadableStream<Uint8Array>, controller.signal)) {
         if (ev.event === "event") {
           const item = JSON.parse(ev.data) as JobEvent;
-          setEvents((xs) => [...xs, item]);
-          if (item.type !== "metrics") void refresh(); // a status change, probably
+          setFeed((f) => ({ jobId, events: f.jobId === jobId ? [...f.events, item] : [item] }));
+          if (item.type !== "metrics") refresh(); // a status change, probably
         } else if (ev.event === "end") {
-          void refresh();
+          refresh();
         }
       }
     })().catch((e) => {
-      if (!controller.signal.aborted) setError(String(e.message ?? e));
+      if (!controller.signal.aborted) setActionError(String(e.message ?? e));
     });
     return () => controller.abort();
-  }, [jobId]);
-
-  // The status also changes without events (queued → running): poll while not final.
-  useEffect(() => {
-    if (!job || FINAL.has(job.status)) return;
-    const timer = setInterval(() => void refresh(), 3000);
-    return () => clearInterval(timer);
-  }, [job?.status]);
+  }, [jobId, refresh]);
 
   const loss = useMemo(() => lossPoints(events), [events]);
   const series = useMemo(() => [{ label: "loss", values: loss.y }], [loss]);
@@ -118,11 +118,13 @@ export function JobPage({ jobId }: { jobId: string }) {
             onClick={async () => {
               setCancelling(true);
               try {
-                setJob(
-                  await unwrap(api.POST("/v1/fine_tuning/jobs/{job_id}/cancel", { params: { path: { job_id: jobId } } })),
+                polled.setData(
+                  await unwrap(
+                    api.POST("/v1/fine_tuning/jobs/{job_id}/cancel", { params: { path: { job_id: jobId } } }),
+                  ),
                 );
               } catch (e) {
-                setError(String((e as Error).message));
+                setActionError(String((e as Error).message));
               } finally {
                 setCancelling(false);
               }

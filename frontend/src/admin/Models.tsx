@@ -1,23 +1,16 @@
 import { useCallback, useEffect, useState } from "react";
-import { api, ApiError, unwrap } from "../api/client";
+import { api, ApiError, unwrap, type ModelObject } from "../api/client";
 import { useI18n } from "../i18n";
-
-interface ModelEntry {
-  id: string;
-  serving?: boolean;
-  kind?: string;
-  parent?: string;
-}
 
 export function Models() {
   const { t } = useI18n();
-  const [models, setModels] = useState<ModelEntry[] | null>(null);
+  const [models, setModels] = useState<ModelObject[] | null>(null);
   const [pending, setPending] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const load = useCallback(
     () =>
       unwrap(api.GET("/v1/models"))
-        .then((l) => setModels((l as { data?: ModelEntry[] }).data ?? []))
+        .then((l) => setModels(l.data))
         .catch(() => setModels([])),
     [],
   );
@@ -72,7 +65,13 @@ export function Models() {
                   <td>
                     <code>{m.id}</code>
                   </td>
-                  <td>{m.serving ? <span className="status status-succeeded">{t("models.serving")}</span> : t("common.no")}</td>
+                  <td>
+                    {m.serving ? (
+                      <span className="status status-succeeded">{t("models.serving")}</span>
+                    ) : (
+                      t("common.no")
+                    )}
+                  </td>
                   <td>{m.kind ?? "base"}</td>
                   <td>{m.parent ?? ""}</td>
                   <td>

@@ -39,7 +39,14 @@ const report: ValidationReport = {
     { line: 7, code: "empty_content", message: "empty", severity: "error" },
     { line: 9, code: "long_row", message: "long", severity: "warning" },
   ],
-  tokens: { user: dist(10), assistant: dist(10), row: dist(10), truncated_rows: 4, trained_tokens: 900, trained_tokens_lost: 120 },
+  tokens: {
+    user: dist(10),
+    assistant: dist(10),
+    row: dist(10),
+    truncated_rows: 4,
+    trained_tokens: 900,
+    trained_tokens_lost: 120,
+  },
 };
 
 describe("Report", () => {
@@ -56,11 +63,16 @@ describe("Report", () => {
     expect(screen.getByRole("img", { name: "Tokens per row (assistant)" })).toBeInTheDocument();
     expect(made.length).toBeGreaterThan(0);
     const data = made[made.length - 1][1] as number[][];
-    expect(data).toEqual([[0, 100, 200], [5, 3, 2]]);
+    expect(data).toEqual([
+      [0, 100, 200],
+      [5, 3, 2],
+    ]);
   });
 
   it("says when a file has no problems", () => {
-    renderWith(<Report report={{ ...report, errors: 0, warnings: 0, problems: [], counts_by_code: {} }} />, { lang: "en" });
+    renderWith(<Report report={{ ...report, errors: 0, warnings: 0, problems: [], counts_by_code: {} }} />, {
+      lang: "en",
+    });
     expect(screen.getByText("No problems found.")).toBeInTheDocument();
   });
 });
@@ -77,7 +89,11 @@ describe("lossPoints", () => {
       data,
     });
     expect(
-      lossPoints([ev(3, "metrics", { step: 2, loss: 1.5 }), ev(1, "message", null), ev(2, "metrics", { step: 1, loss: 2.5 })]),
+      lossPoints([
+        ev(3, "metrics", { step: 2, loss: 1.5 }),
+        ev(1, "message", null),
+        ev(2, "metrics", { step: 1, loss: 2.5 }),
+      ]),
     ).toEqual({ x: [1, 2], y: [2.5, 1.5] });
   });
 });

@@ -15,17 +15,19 @@ export type EvalRun = Schemas["EvalRunObject"];
 export type EvalRunCreate = Schemas["EvalRunCreate"];
 export type EvalCase = Schemas["EvalCaseObject"];
 export type AuditEntry = Schemas["AuditOut"];
+/** An answer as stored, with its notices (the JSON answer, and a stream's `done` event). */
+export type ChatAnswer = Schemas["ChatAnswer"];
+export type Emergency = Schemas["Emergency"];
+/** One problem of an uploaded file (an error body's `details`). */
+export type Problem = Schemas["Problem"];
+export type ErrorBody = Schemas["ErrorBody"];
+export type ModelObject = Schemas["ModelObject"];
 
-/** The `done` event of a streamed answer (the route is documented as JSON or SSE, so its
- * schema has no model for it): the stored answer plus the notices. */
-export interface ChatAnswer {
-  message: Message;
-  user_message_id: number;
-  turns_used: number;
-  usage: { prompt_tokens: number; completion_tokens: number };
-  disclaimer: string;
-  emergency: Record<string, unknown> | null;
-}
+/** One server-sent event of a streamed answer (`event` names it; `data` is its JSON):
+ * `meta`, `delta`…, then `done` or `error` (`services/gateway/chat/events.py`). */
+export type ChatStreamEvent =
+  paths["/api/sessions/{session_id}/messages"]["post"]["responses"][200]["content"]["text/event-stream"];
+export type ChatStreamEventOf<E extends ChatStreamEvent["event"]> = Extract<ChatStreamEvent, { event: E }>;
 
 export const CSRF_COOKIE = "medchat_csrf";
 export const CSRF_HEADER = "X-CSRF-Token";
@@ -70,13 +72,6 @@ export class ApiError extends Error {
   }
 }
 
-export interface Problem {
-  line: number;
-  code: string;
-  message: string;
-  severity: string;
-}
-
 export async function errorFrom(response: Response, body?: unknown): Promise<ApiError> {
   if (body === undefined) {
     try {
@@ -85,7 +80,7 @@ export async function errorFrom(response: Response, body?: unknown): Promise<Api
       body = null;
     }
   }
-  const error = (body as { error?: Record<string, unknown> } | null)?.error;
+  const error = (body as Partial<ErrorBody> | null)?.error as Record<string, unknown> | undefined;
   const retry = Number(response.headers.get("Retry-After"));
   return new ApiError(
     response.status,
@@ -97,9 +92,7 @@ export async function errorFrom(response: Response, body?: unknown): Promise<Api
 }
 
 /** The data of an openapi-fetch result, or its error thrown as an ApiError. */
-export async function unwrap<T>(
-  result: Promise<{ data?: T; error?: unknown; response: Response }>,
-): Promise<T> {
+export async function unwrap<T>(result: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
   const { data, error, response } = await result;
   if (!response.ok) throw await errorFrom(response, error ?? null);
   return data as T;
@@ -108,5 +101,5 @@ export async function unwrap<T>(
 /** Ids of the models the gateway lists (served first), for model pickers. */
 export async function modelIds(): Promise<string[]> {
   const list = await unwrap(api.GET("/v1/models"));
-  return ((list as { data?: { id: string }[] }).data ?? []).map((m) => m.id);
+  return list.data.map((m) => m.id);
 }

@@ -97,26 +97,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/auth/me/export": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Export My Data
-         * @description Everything stored about the caller: the account and every session with its messages.
-         */
-        get: operations["export_my_data_api_auth_me_export_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/admin/users": {
         parameters: {
             query?: never;
@@ -181,6 +161,26 @@ export interface paths {
         post?: never;
         /** Revoke Key */
         delete: operations["revoke_key_api_admin_keys__key_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export My Data
+         * @description Everything stored about the caller: the account and every session with its messages.
+         */
+        get: operations["export_my_data_api_auth_me_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -853,6 +853,16 @@ export interface components {
             /** Revoked At */
             revoked_at: string | null;
         };
+        /** AssistantMessage */
+        AssistantMessage: {
+            /**
+             * Role
+             * @constant
+             */
+            role: "assistant";
+            /** Content */
+            content: string;
+        };
         /** AuditOut */
         AuditOut: {
             /** Id */
@@ -887,10 +897,64 @@ export interface components {
         };
         /** AuditPage */
         AuditPage: {
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
             /** Data */
             data: components["schemas"]["AuditOut"][];
             /** Has More */
             has_more: boolean;
+        };
+        /** ChatAnswer */
+        ChatAnswer: {
+            message: components["schemas"]["MessageOut"];
+            /** User Message Id */
+            user_message_id: number;
+            /** Turns Used */
+            turns_used: number;
+            usage: components["schemas"]["Usage"];
+            /**
+             * Disclaimer
+             * @description answers come from a model and are not a diagnosis
+             */
+            disclaimer: string;
+            /** @description present when the patient's words suggest an emergency */
+            emergency?: components["schemas"]["Emergency"] | null;
+        };
+        /** ChatCompletion */
+        ChatCompletion: {
+            /** Id */
+            id: string;
+            /** Created */
+            created: number;
+            /**
+             * Model
+             * @description the model that answered
+             */
+            model: string;
+            /**
+             * Disclaimer
+             * @description answers come from a model and are not a diagnosis
+             */
+            disclaimer: string;
+            /** @description present when the user's last words suggest an emergency */
+            emergency: components["schemas"]["Emergency"] | null;
+            /**
+             * Turns Used
+             * @description earlier turns that fit in the prompt, this one included
+             */
+            turns_used: number;
+            /**
+             * Object
+             * @constant
+             */
+            object: "chat.completion";
+            /** Choices */
+            choices: components["schemas"]["Choice"][];
+            usage: components["schemas"]["CompletionUsage"];
         };
         /** ChatCompletionRequest */
         ChatCompletionRequest: {
@@ -971,6 +1035,23 @@ export interface components {
             /** Step Number */
             step_number: number;
         };
+        /** Choice */
+        Choice: {
+            /** Index */
+            index: number;
+            message: components["schemas"]["AssistantMessage"];
+            /** Finish Reason */
+            finish_reason: string;
+        };
+        /** CompletionUsage */
+        CompletionUsage: {
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
         /** ConsentIn */
         ConsentIn: {
             /** Consent */
@@ -998,6 +1079,64 @@ export interface components {
              * @constant
              */
             format: "disc-medllm";
+        };
+        /**
+         * Emergency
+         * @description Present when the patient's words suggest an emergency (rules, not the model).
+         */
+        Emergency: {
+            /**
+             * Categories
+             * @description category ids, most severe first
+             */
+            categories: string[];
+            /**
+             * Severity
+             * @description urgent: see an emergency department soon; critical: call an ambulance now
+             * @enum {string}
+             */
+            severity: "urgent" | "critical";
+            /** Message Zh */
+            message_zh: string;
+            /** Message En */
+            message_en: string;
+            /**
+             * Matched
+             * @description "category.pattern" rule ids; never the patient's text
+             */
+            matched: string[];
+        };
+        /** ErrorBody */
+        ErrorBody: {
+            error: components["schemas"]["ErrorObject"];
+        };
+        /** ErrorObject */
+        ErrorObject: {
+            /**
+             * Code
+             * @description stable, machine-readable
+             */
+            code: string;
+            /**
+             * Message
+             * @description for people; in the request's language where one is known
+             */
+            message: string;
+            /**
+             * Param
+             * @description the request field at fault, when one is
+             */
+            param?: string | null;
+            /**
+             * Type
+             * @description the code again, where OpenAI clients look for it
+             */
+            type: string;
+            /**
+             * Details
+             * @description every problem of an uploaded file, when there are several
+             */
+            details?: components["schemas"]["Problem"][] | null;
         };
         /** EvalCaseList */
         EvalCaseList: {
@@ -1498,6 +1637,66 @@ export interface components {
             type: "supervised";
             supervised?: components["schemas"]["Supervised"];
         };
+        /** ModelList */
+        ModelList: {
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+            /** Data */
+            data: components["schemas"]["ModelObject"][];
+        };
+        /** ModelObject */
+        ModelObject: {
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default model
+             * @constant
+             */
+            object: "model";
+            /** Created */
+            created: number;
+            /** Owned By */
+            owned_by: string;
+            /**
+             * Serving
+             * @description whether this model answers now (the admin's choice)
+             */
+            serving: boolean;
+            /**
+             * Parent
+             * @description the base model of a fine-tune
+             */
+            parent?: string | null;
+            /**
+             * Kind
+             * @description what the registry holds: merged model or adapter
+             */
+            kind?: string | null;
+        };
+        /**
+         * Problem
+         * @description One problem of an uploaded file, by line (`services.core.chatformat.validate`).
+         */
+        Problem: {
+            /** Line */
+            line: number;
+            /** Code */
+            code: string;
+            /** Message */
+            message: string;
+            /** Param */
+            param?: string | null;
+            /**
+             * Severity
+             * @enum {string}
+             */
+            severity: "error" | "warning";
+        };
         /** Progress */
         Progress: {
             /** Total */
@@ -1614,6 +1813,14 @@ export interface components {
             /** Title */
             title: string;
         };
+        /** Stopping */
+        Stopping: {
+            /**
+             * Stopping
+             * @description the stop was passed on; the stream ends soon after
+             */
+            stopping: boolean;
+        };
         /** StreamOptions */
         StreamOptions: {
             /**
@@ -1625,6 +1832,13 @@ export interface components {
         /** Supervised */
         Supervised: {
             hyperparameters?: components["schemas"]["Hyperparameters"];
+        };
+        /** Usage */
+        Usage: {
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Completion Tokens */
+            completion_tokens: number;
         };
         /** UserOut */
         UserOut: {
@@ -1806,26 +2020,6 @@ export interface operations {
             };
         };
     };
-    export_my_data_api_auth_me_export_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": unknown;
-                };
-            };
-        };
-    };
     list_users_api_admin_users_get: {
         parameters: {
             query?: {
@@ -1972,6 +2166,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_my_data_api_auth_me_export_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
         };
@@ -2461,22 +2675,171 @@ export interface operations {
             };
         };
         responses: {
-            /** @description JSON, or SSE */
+            /** @description The answer: JSON (`ChatAnswer`) without `stream`, otherwise server-sent events: `meta`, `delta`…, then `done` or `error`; each event's `data` is JSON. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ChatAnswer"];
+                    "text/event-stream": {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "meta";
+                        /**
+                         * ChatMeta
+                         * @description Before the first token: where the turn was stored and the emergency notice, if any
+                         *     (shown at once, before the answer).
+                         */
+                        data: {
+                            /** Session Id */
+                            session_id: string;
+                            /** User Message Id */
+                            user_message_id: number;
+                            /**
+                             * Turns Used
+                             * @description earlier turns that fit in the prompt, this one included
+                             */
+                            turns_used: number;
+                            /** Prompt Tokens */
+                            prompt_tokens: number;
+                            emergency: components["schemas"]["Emergency"] | null;
+                        };
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "delta";
+                        /** ChatDelta */
+                        data: {
+                            /**
+                             * Text
+                             * @description the next piece of the answer
+                             */
+                            text: string;
+                        };
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "done";
+                        data: components["schemas"]["ChatAnswer"];
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "error";
+                        /**
+                         * ChatStreamError
+                         * @description The engine failed mid-answer: the error and the answer as stored (status `failed`,
+                         *     its partial text kept).
+                         */
+                        data: {
+                            /** StreamErrorObject */
+                            error: {
+                                /** Code */
+                                code: string;
+                                /** Message */
+                                message: string;
+                            };
+                            message: components["schemas"]["MessageOut"];
+                        };
+                    };
                 };
             };
-            /** @description Validation Error */
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine is unavailable or overloaded (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine timed out */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -2496,22 +2859,171 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The answer: JSON (`ChatAnswer`) without `stream`, otherwise server-sent events: `meta`, `delta`…, then `done` or `error`; each event's `data` is JSON. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ChatAnswer"];
+                    "text/event-stream": {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "meta";
+                        /**
+                         * ChatMeta
+                         * @description Before the first token: where the turn was stored and the emergency notice, if any
+                         *     (shown at once, before the answer).
+                         */
+                        data: {
+                            /** Session Id */
+                            session_id: string;
+                            /** User Message Id */
+                            user_message_id: number;
+                            /**
+                             * Turns Used
+                             * @description earlier turns that fit in the prompt, this one included
+                             */
+                            turns_used: number;
+                            /** Prompt Tokens */
+                            prompt_tokens: number;
+                            emergency: components["schemas"]["Emergency"] | null;
+                        };
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "delta";
+                        /** ChatDelta */
+                        data: {
+                            /**
+                             * Text
+                             * @description the next piece of the answer
+                             */
+                            text: string;
+                        };
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "done";
+                        data: components["schemas"]["ChatAnswer"];
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "error";
+                        /**
+                         * ChatStreamError
+                         * @description The engine failed mid-answer: the error and the answer as stored (status `failed`,
+                         *     its partial text kept).
+                         */
+                        data: {
+                            /** StreamErrorObject */
+                            error: {
+                                /** Code */
+                                code: string;
+                                /** Message */
+                                message: string;
+                            };
+                            message: components["schemas"]["MessageOut"];
+                        };
+                    };
                 };
             };
-            /** @description Validation Error */
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine is unavailable or overloaded (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine timed out */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -2533,9 +3045,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: boolean;
-                    };
+                    "application/json": components["schemas"]["Stopping"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Validation Error */
@@ -2564,9 +3101,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -2584,22 +3137,140 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description `ChatCompletion` as JSON, or with `stream` server-sent events whose `data` is a `chat.completion.chunk` (or an error), ending with `data: [DONE]`. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ChatCompletion"];
+                    "text/event-stream": {
+                        /** Data */
+                        data: {
+                            /** Id */
+                            id: string;
+                            /** Created */
+                            created: number;
+                            /**
+                             * Model
+                             * @description the model that answered
+                             */
+                            model: string;
+                            /**
+                             * Disclaimer
+                             * @description answers come from a model and are not a diagnosis
+                             */
+                            disclaimer: string;
+                            /** @description present when the user's last words suggest an emergency */
+                            emergency: components["schemas"]["Emergency"] | null;
+                            /**
+                             * Turns Used
+                             * @description earlier turns that fit in the prompt, this one included
+                             */
+                            turns_used: number;
+                            /**
+                             * Object
+                             * @constant
+                             */
+                            object: "chat.completion.chunk";
+                            /** Choices */
+                            choices: {
+                                /** Index */
+                                index: number;
+                                /** ChunkDelta */
+                                delta: {
+                                    /** Role */
+                                    role?: "assistant" | null;
+                                    /** Content */
+                                    content?: string | null;
+                                };
+                                /** Finish Reason */
+                                finish_reason: string | null;
+                            }[];
+                            usage?: {
+                                /** Prompt Tokens */
+                                prompt_tokens: number;
+                                /** Completion Tokens */
+                                completion_tokens: number;
+                                /** Total Tokens */
+                                total_tokens: number;
+                            } | null;
+                        } | {
+                            error: components["schemas"]["ErrorObject"];
+                        } | "[DONE]";
+                    };
                 };
             };
-            /** @description Validation Error */
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine is unavailable or overloaded (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine timed out */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -7,10 +7,7 @@ export interface SseEvent {
 
 /** Split an SSE byte stream into events; handles events cut across chunks, CRLF, comments
  * and multi-line data. */
-export async function* readSse(
-  body: ReadableStream<Uint8Array>,
-  signal?: AbortSignal,
-): AsyncGenerator<SseEvent> {
+export async function* readSse(body: ReadableStream<Uint8Array>, signal?: AbortSignal): AsyncGenerator<SseEvent> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";

@@ -16,7 +16,7 @@ export function uploadDataset(
       if (e.lengthComputable) onProgress(e.loaded / e.total);
     };
     xhr.onload = () => {
-      let body: { error?: { code?: string; message?: string; details?: Problem[] } } | null = null;
+      let body: { error?: { code?: string; message?: string; details?: Problem[] } } | null;
       try {
         body = JSON.parse(xhr.responseText);
       } catch {

@@ -59,11 +59,7 @@ export function AuthForm({ initial = "signIn", onDone }: { initial?: "signIn" | 
       <button className="btn btn-primary" type="submit" disabled={busy}>
         {mode === "signIn" ? t("auth.submitSignIn") : t("auth.submitSignUp")}
       </button>
-      <button
-        type="button"
-        className="btn btn-link"
-        onClick={() => setMode(mode === "signIn" ? "signUp" : "signIn")}
-      >
+      <button type="button" className="btn btn-link" onClick={() => setMode(mode === "signIn" ? "signUp" : "signIn")}>
         {mode === "signIn" ? t("auth.switchToSignUp") : t("auth.switchToSignIn")}
       </button>
     </form>

@@ -52,7 +52,13 @@ describe("ChatPage", () => {
       "GET /api/sessions": () => json({ data: [], has_more: false }),
       "POST /api/sessions": () => json(session(), 201),
       [`POST /api/sessions/${SID}/messages`]: () => {
-        const notice = { categories: ["cardiac"], severity: "critical", message_zh: "请立即拨打120", message_en: "Call 120 now", matched: [] };
+        const notice = {
+          categories: ["cardiac"],
+          severity: "critical",
+          message_zh: "请立即拨打120",
+          message_en: "Call 120 now",
+          matched: [],
+        };
         return sse([
           ["meta", { emergency: notice }],
           ["delta", { text: "..." }],
@@ -74,11 +80,16 @@ describe("ChatPage", () => {
       [`GET /api/sessions/${SID}`]: [
         () => json({ ...session("头痛"), messages: [] }),
         // After the failure the gateway holds the question (and the failed answer).
-        () => json({ ...session("头痛"), messages: [message(1, "user", "头痛"), message(2, "assistant", "", "failed")] }),
+        () =>
+          json({ ...session("头痛"), messages: [message(1, "user", "头痛"), message(2, "assistant", "", "failed")] }),
       ],
       [`POST /api/sessions/${SID}/messages`]: () =>
         json({ error: { code: "engine_unavailable", message: "engine down" } }, 503, { "Retry-After": "5" }),
-      [`POST /api/sessions/${SID}/regenerate`]: () => sse([["delta", { text: "好的" }], ["done", done("好的")]]),
+      [`POST /api/sessions/${SID}/regenerate`]: () =>
+        sse([
+          ["delta", { text: "好的" }],
+          ["done", done("好的")],
+        ]),
     });
     renderWith(<ChatPage sessionId={SID} />, { auth: true });
     await waitFor(() => expect(screen.getByLabelText("您的问题")).toBeEnabled());
@@ -99,7 +110,11 @@ describe("ChatPage", () => {
       [`GET /api/sessions/${SID}`]: () => json({ ...session("头痛"), messages: [] }),
       [`POST /api/sessions/${SID}/messages`]: [
         () => json({ error: { code: "rate_limited", message: "slow down" } }, 429, { "Retry-After": "1" }),
-        () => sse([["delta", { text: "答" }], ["done", done("答")]]),
+        () =>
+          sse([
+            ["delta", { text: "答" }],
+            ["done", done("答")],
+          ]),
       ],
     });
     renderWith(<ChatPage sessionId={SID} />, { auth: true });
@@ -131,7 +146,8 @@ describe("ChatPage", () => {
     const calls = mockFetch({
       "GET /api/auth/me": () => json(guest),
       "GET /api/sessions": () => json({ data: [session("头痛三天")], has_more: false }),
-      [`GET /api/sessions/${SID}`]: () => json({ ...session("头痛三天"), messages: [message(1, "user", "头痛三天"), message(2, "assistant", "多喝水")] }),
+      [`GET /api/sessions/${SID}`]: () =>
+        json({ ...session("头痛三天"), messages: [message(1, "user", "头痛三天"), message(2, "assistant", "多喝水")] }),
       [`PATCH /api/sessions/${SID}`]: () => json(session("偏头痛")),
     });
     renderWith(<ChatPage sessionId={SID} />, { auth: true });

@@ -13,7 +13,9 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
   const { t, lang } = useI18n();
   const { user, signOut } = useAuth();
   const [version, setVersion] = useState(0);
-  const [menuOpen, setMenuOpen] = useState(false);
+  // The menu (narrow screens) is open for the session it was opened on: opening another closes it.
+  const [menuFor, setMenuFor] = useState<string | null | undefined>(undefined);
+  const menuOpen = menuFor === sessionId;
   const [signUpOpen, setSignUpOpen] = useState(false);
   const [draft, setDraft] = useState("");
   const bottom = useRef<HTMLDivElement>(null);
@@ -33,7 +35,6 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
   useEffect(() => {
     bottom.current?.scrollIntoView?.({ block: "end" });
   }, [chat.items]);
-  useEffect(() => setMenuOpen(false), [sessionId]);
 
   async function submit(e?: FormEvent) {
     e?.preventDefault();
@@ -59,7 +60,7 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
           aria-expanded={menuOpen}
           aria-controls="sidebar"
           aria-label={t("chat.menu")}
-          onClick={() => setMenuOpen((o) => !o)}
+          onClick={() => setMenuFor(menuOpen ? undefined : sessionId)}
         >
           ☰
         </button>
@@ -96,7 +97,7 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
           version={version}
           onNew={() => {
             navigate("/chat");
-            setMenuOpen(false);
+            setMenuFor(undefined);
             input.current?.focus();
           }}
           onDeleted={(id) => id === sessionId && navigate("/chat", { replace: true })}
@@ -147,7 +148,12 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
             onKeyDown={onKeyDown}
           />
           {streaming ? (
-            <button type="button" className="btn btn-danger" onClick={() => void chat.stop()} disabled={chat.phase === "stopping"}>
+            <button
+              type="button"
+              className="btn btn-danger"
+              onClick={() => void chat.stop()}
+              disabled={chat.phase === "stopping"}
+            >
               {t("chat.stop")}
             </button>
           ) : (
@@ -198,11 +204,13 @@ function ErrorBanner({
   onNew: () => void;
 }) {
   const { t } = useI18n();
-  const [left, setLeft] = useState(error.retryAfter ?? 0);
+  // Seconds counted since this error arrived (a new error counts from zero).
+  const [elapsed, setElapsed] = useState({ error, s: 0 });
+  const seconds = elapsed.error === error ? elapsed.s : 0;
+  const left = error.kind === "rate_limited" ? Math.max(0, (error.retryAfter ?? 0) - seconds) : 0;
   useEffect(() => {
-    setLeft(error.kind === "rate_limited" ? (error.retryAfter ?? 0) : 0);
     if (error.kind !== "rate_limited") return;
-    const timer = setInterval(() => setLeft((s) => Math.max(0, s - 1)), 1000);
+    const timer = setInterval(() => setElapsed((e) => ({ error, s: (e.error === error ? e.s : 0) + 1 })), 1000);
     return () => clearInterval(timer);
   }, [error]);
   const text =

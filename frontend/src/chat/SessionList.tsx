@@ -33,7 +33,9 @@ export function SessionList({ activeId, version, onNew, onDeleted, onChanged }: 
     e.preventDefault();
     const value = title.trim();
     if (!value) return;
-    await unwrap(api.PATCH("/api/sessions/{session_id}", { params: { path: { session_id: id } }, body: { title: value } }));
+    await unwrap(
+      api.PATCH("/api/sessions/{session_id}", { params: { path: { session_id: id } }, body: { title: value } }),
+    );
     setEditing(null);
     onChanged();
   }

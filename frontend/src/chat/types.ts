@@ -1,10 +1,6 @@
-export interface Emergency {
-  categories: string[];
-  severity: string;
-  message_zh: string;
-  message_en: string;
-  matched?: string[];
-}
+import type { Emergency } from "../api/client";
+
+export type { Emergency };
 
 /** A message as shown: stored ones, plus the question and answer of a turn in flight. */
 export interface ChatItem {

@@ -33,7 +33,11 @@ export function Chart({ title, x, series, kind = "line", xLabel, yLabel, height 
         },
         axes: [
           xNames
-            ? { label: xLabel, splits: () => xNames.map((_, i) => i), values: (_u, ticks) => ticks.map((i) => xNames[i] ?? "") }
+            ? {
+                label: xLabel,
+                splits: () => xNames.map((_, i) => i),
+                values: (_u, ticks) => ticks.map((i) => xNames[i] ?? ""),
+              }
             : { label: xLabel },
           { label: yLabel },
         ],

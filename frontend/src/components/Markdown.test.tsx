@@ -12,7 +12,9 @@ describe("Markdown", () => {
   it("never renders raw HTML or script URLs from model output", () => {
     const { container } = render(
       <Markdown
-        text={'<script>alert(1)</script><img src=x onerror="alert(2)"><b>x</b>\n\n[link](javascript:alert(3)) ![i](https://evil.example/x.png)'}
+        text={
+          '<script>alert(1)</script><img src=x onerror="alert(2)"><b>x</b>\n\n[link](javascript:alert(3)) ![i](https://evil.example/x.png)'
+        }
       />,
     );
     expect(container.querySelector("script")).toBeNull();

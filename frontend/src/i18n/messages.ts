@@ -122,7 +122,8 @@ export const zh = {
   "models.id": "模型",
   "models.kind": "类型",
   "models.parent": "基础模型",
-  "models.help": "选择为患者和 API 回答的模型。切换前会先向推理引擎确认它能以相同的分词回答该模型；不能时切换被拒绝并说明原因。",
+  "models.help":
+    "选择为患者和 API 回答的模型。切换前会先向推理引擎确认它能以相同的分词回答该模型；不能时切换被拒绝并说明原因。",
   "models.actions": "操作",
   "models.serve": "用于服务",
   "models.switching": "切换中…",
@@ -235,8 +236,10 @@ export const en: Record<MessageKey, string> = {
   "chat.thinking": "Generating…",
   "chat.stopped": "Stopped",
   "chat.failed": "Answer failed",
-  "chat.empty": "Describe your symptoms, how long they have lasted and anything related, e.g. “I've had a headache for three days, with a mild fever.”",
-  "chat.footer": "Answers come from an AI model and are not a diagnosis. In an emergency call 120 / your local emergency number.",
+  "chat.empty":
+    "Describe your symptoms, how long they have lasted and anything related, e.g. “I've had a headache for three days, with a mild fever.”",
+  "chat.footer":
+    "Answers come from an AI model and are not a diagnosis. In an emergency call 120 / your local emergency number.",
   "chat.emergencyTitle": "Emergency",
   "chat.menu": "Consultations menu",
   "chat.admin": "Admin console",
@@ -310,7 +313,8 @@ export const en: Record<MessageKey, string> = {
   "models.id": "Model",
   "models.kind": "Kind",
   "models.parent": "Base",
-  "models.help": "Choose the model that answers patients and API calls. The engine is asked first whether it answers for that model with the same tokenization; if not, the switch is refused with the reason.",
+  "models.help":
+    "Choose the model that answers patients and API calls. The engine is asked first whether it answers for that model with the same tokenization; if not, the switch is refused with the reason.",
   "models.actions": "Actions",
   "models.serve": "Serve patients",
   "models.switching": "Switching…",
