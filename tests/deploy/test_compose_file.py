@@ -61,7 +61,12 @@ def test_disc_medllm_is_served_by_vllm_by_default_and_tgi_is_pinned() -> None:
     assert re.search(r"^COMPOSE_PROFILES=vllm$", env_example, re.M)
     assert re.search(r"^ENGINE_PROTOCOL=openai$", env_example, re.M)
     assert re.search(r"^PROFILE=disc-medllm$", env_example, re.M)
-    assert re.fullmatch(r"vllm/vllm-openai:v\d+\.\d+\.\d+", services["vllm"]["image"])
+    # vLLM's own image plus the Baichuan plugin (vLLM dropped Baichuan after v0.23.0).
+    assert services["vllm"]["image"].startswith("disc-medchat/engine-vllm:")
+    assert services["vllm"]["build"]["dockerfile"] == "docker/engine-vllm.Dockerfile"
+    base = (ROOT / "docker/engine-vllm.Dockerfile").read_text()
+    (tag,) = re.findall(r"^FROM vllm/vllm-openai:v(\d+)\.(\d+)\.\d+$", base, re.M)
+    assert tuple(map(int, tag)) > (0, 23), "a vLLM that still had Baichuan needs no plugin"
     tgi = services["tgi"]
     assert re.fullmatch(
         r"ghcr\.io/huggingface/text-generation-inference:\d+\.\d+\.\d+", tgi["image"]

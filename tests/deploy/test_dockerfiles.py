@@ -28,6 +28,7 @@ def test_there_is_one_dockerfile_per_service_and_a_dockerignore() -> None:
         "worker.Dockerfile",
         "frontend.Dockerfile",
         "engine-cpu.Dockerfile",
+        "engine-vllm.Dockerfile",
     }
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".env", ".venv", "frontend/node_modules"} <= set(ignored)

@@ -65,7 +65,8 @@ def test_prod_gpu_engine_and_worker_run_on_gpu_nodes() -> None:
         assert spec["tolerations"][0]["key"] == "nvidia.com/gpu"
         assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
     engine = pod(docs, "Deployment", "engine")["containers"][0]
-    assert engine["image"].startswith("vllm/vllm-openai:v")  # ALiBi for Baichuan-13B
+    # vllm/vllm-openai plus the Baichuan plugin (ALiBi for Baichuan-13B)
+    assert engine["image"].startswith("disc-medchat/engine-vllm:")
     # Managed databases: no in-cluster ones, and the Secret comes from outside.
     assert not [d for d in docs if d["kind"] == "StatefulSet"]
     assert not [d for d in docs if d["kind"] == "Secret"]
