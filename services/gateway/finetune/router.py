@@ -9,7 +9,6 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
@@ -23,10 +22,12 @@ from services.gateway.db import Db
 from services.gateway.deps import Queue, RedisClient, Sessions, Settings
 from services.gateway.errors import ApiError, NotFound
 from services.gateway.files.service import get_file
+from services.gateway.sse import sse_response
 from services.store import jobs
 from services.store.tables.finetune import FINAL, FineTuneCheckpoint, FineTuneJob
 
 from . import service
+from .events import JOB_EVENTS_STREAM, JobEnd, JobEndEvent, JobEventEvent, sse
 from .schemas import (
     CheckpointList,
     CheckpointObject,
@@ -171,7 +172,7 @@ def _event_id(cursor: str | None, param: str) -> int | None:
 @router.get(
     "/{job_id}/events",
     response_model=EventList,
-    responses={200: {"description": "JSON, or SSE with stream=true"}},
+    responses={200: JOB_EVENTS_STREAM},
 )
 async def list_events(
     job_id: str,
@@ -190,11 +191,7 @@ async def list_events(
     cursor = _event_id(after, "after")
     if stream:
         await db.rollback()  # the stream opens its own short sessions
-        return StreamingResponse(
-            _live_events(request, sessions, redis, job_id, cursor or 0),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return sse_response(_live_events(request, sessions, redis, job_id, cursor or 0))
     page = await service.list_events(db=db, job_id=job_id, limit=limit + 1, before_id=cursor)
     return EventList.of(page, limit, EventObject.of)
 
@@ -218,12 +215,10 @@ async def _live_events(
                 job = await jobs.get_job(db=db, job_id=job_id)
             for e in events:
                 after_id = e.id
-                yield (
-                    b"event: event\ndata: " + orjson.dumps(EventObject.of(e).model_dump()) + b"\n\n"
-                )
+                yield sse(JobEventEvent(event="event", data=EventObject.of(e)))
             if job is None or (job.status in FINAL and not events):
                 status = job.status if job else "deleted"
-                yield b"event: end\ndata: " + orjson.dumps({"status": status}) + b"\n\n"
+                yield sse(JobEndEvent(event="end", data=JobEnd(status=status)))
                 return
             if await request.is_disconnected():
                 return

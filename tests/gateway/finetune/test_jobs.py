@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from pydantic import TypeAdapter
 
+from services.gateway.finetune.events import JobStreamEvent
 from tests.gateway.conftest import Patient, make_key
 from tests.gateway.files.test_files import GOOD_ROW, jsonl, upload
 from tests.support.tokenizers import SFT_EXAMPLES
@@ -106,6 +108,10 @@ def test_a_file_too_long_for_max_seq_length_fails_validation_by_line(
     streamed = [json.loads(x[6:]) for x in body.splitlines() if x.startswith("data: ")]
     assert [e["id"] for e in streamed[:-1]] == [e["id"] for e in reversed(events["data"])]
     assert streamed[-1] == {"status": "failed"}
+    # Every event is what the OpenAPI documents (finetune/events.py).
+    names = [x.removeprefix("event: ") for x in body.splitlines() if x.startswith("event: ")]
+    for name, data in zip(names, streamed, strict=True):
+        TypeAdapter(JobStreamEvent).validate_python({"event": name, "data": data})
 
 
 def test_max_seq_length_beyond_the_model_fails_before_training(
