@@ -36,7 +36,7 @@ from .auth import revocations
 from .auth.key_cache import KeyCache
 from .auth.router import router as auth_router
 from .chat.router import router as chat_router
-from .chat.service import ChatRuntime
+from .chat.runtime import ChatRuntime
 from .chat.stop_bus import StopBus
 from .config import GatewaySettings, get_settings
 from .context_cache import ContextCache
@@ -48,12 +48,12 @@ from .evals.router import router as evals_router
 from .feedback.router import router as feedback_router
 from .files.router import router as files_router
 from .finetune.router import router as finetune_router
+from .limiter import RateLimiter
 from .limits import BodySizeLimit
 from .observability import Metrics, RequestContext
 from .openai_api.router import router as openai_router
 from .openai_api.usage import UsageRecorder
 from .privacy.router import router as privacy_router
-from .ratelimit import RateLimiter
 from .ratelimit import response_headers as ratelimit_headers
 from .serving.router import router as serving_router
 from .serving.service import AdapterKeeper, ServingState, default_served

@@ -7,30 +7,25 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
 
 from services.gateway.auth.dependencies import Principal, current_principal
+from services.gateway.config import GatewaySettings
 from services.gateway.errors import install_error_handlers
+from services.gateway.limiter import Decision, RateLimiter, headers
 from services.gateway.observability import Metrics, RequestContext
-from services.gateway.ratelimit import (
-    Decision,
-    RateLimiter,
-    headers,
-    limit_key,
-    rate_limited,
-    response_headers,
-)
+from services.gateway.ratelimit import limit_key, rate_limited, response_headers
 from tests.support.servers import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-LOGGER = "services.gateway.ratelimit"
+LOGGER = "services.gateway.limiter"
 
 
 @pytest_asyncio.fixture
@@ -217,7 +212,7 @@ async def test_recovers_when_redis_is_back(
 # The dependency and the headers
 
 
-def limits(principal: Principal, _: Request) -> tuple[int, int]:
+def limits(principal: Principal, _: GatewaySettings) -> tuple[int, int]:
     return (3, 60) if principal.via == "api_key" else (2, 60)
 
 
@@ -230,6 +225,7 @@ def make_app(limiter: RateLimiter, who: list[Principal]) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContext, metrics=Metrics(), add_headers=response_headers)
     app.state.ratelimiter = limiter
+    app.state.settings = GatewaySettings()
     app.dependency_overrides[current_principal] = lambda: who[0]
 
     @app.get("/chat")
@@ -298,3 +294,77 @@ async def test_streaming_responses_carry_the_headers(limiter: RateLimiter) -> No
         assert chat.headers["X-RateLimit-Remaining"] == "1"
         await client.get("/stream")
         assert (await client.get("/stream")).status_code == 429
+
+
+# The local lease (buckets of a high rate)
+
+
+def test_lease_size_only_for_high_rates(limiter: RateLimiter) -> None:
+    assert limiter.lease_size(20, 60) == 1  # the patients' default: every request asks Redis
+    assert limiter.lease_size(100, 60) == 1  # under 2 a second: no lease
+    assert limiter.lease_size(600, 60) == 10  # the integrators' default: one second's worth
+    assert limiter.lease_size(64_000, 60) == 1066  # the rate bounds it
+    assert limiter.lease_size(640, 1) == 20  # 1/32 of the burst bounds it
+
+
+@pytest_asyncio.fixture
+async def replicas(limiter: RateLimiter) -> AsyncIterator[tuple[RateLimiter, RateLimiter]]:
+    """Two replicas' limiters on one bucket store, with leases of one minute's worth (so
+    that the slow refill of these buckets, about one cell a second, is what they lease)."""
+    client = Redis.from_url(REDIS_URL)
+    try:
+        yield tuple(  # type: ignore[misc]
+            RateLimiter(client, prefix=limiter.prefix, timeout_s=10.0, lease_s=60.0)
+            for _ in range(2)
+        )
+    finally:
+        await client.aclose()
+
+
+def count_calls(limiter: RateLimiter) -> list[int]:
+    calls = [0]
+    script = limiter._script
+
+    async def counting(**kw: Any) -> Any:
+        calls[0] += 1
+        return await script(**kw)
+
+    limiter._script = counting  # type: ignore[assignment]
+    return calls
+
+
+@pytest.mark.asyncio
+async def test_a_lease_costs_one_round_trip_and_never_admits_more_than_the_limit(
+    replicas: tuple[RateLimiter, RateLimiter],
+) -> None:
+    one, two = replicas
+    assert one.lease_size(640, 600) == 20  # 1/32 of the burst
+    calls = count_calls(one)
+    decisions = await asyncio.gather(
+        *(one.check("key:a", 640, 600) for _ in range(100)),
+        *(two.check("key:a", 640, 600) for _ in range(1000)),
+    )
+    assert calls[0] == 5  # 100 requests in 5 leases of 20: one Redis call per 20 requests
+    allowed = sum(d.allowed for d in decisions)
+    # Never more than the burst across replicas (a cell or two may refill during the test);
+    # at most one unused lease per replica short of it.
+    assert 640 - 2 * 20 <= allowed <= 642
+    assert sum(d.allowed for d in decisions[:100]) == 100
+
+
+@pytest.mark.asyncio
+async def test_a_leased_bucket_counts_down_and_refuses(
+    replicas: tuple[RateLimiter, RateLimiter],
+) -> None:
+    one, _ = replicas
+    assert one.lease_size(64, 600) == 2
+    first = [await one.check("key:b", 64, 600) for _ in range(3)]
+    assert [(d.allowed, d.remaining) for d in first] == [(True, 63), (True, 62), (True, 61)]
+    calls = count_calls(one)
+    decisions = [await one.check("key:b", 64, 600) for _ in range(70)]
+    allowed = [d for d in decisions if d.allowed]
+    assert 61 <= len(allowed) <= 62  # 61 left; one more if a cell refilled meanwhile
+    # Leases of 2 (the last may be 1), then one call per refusal.
+    assert calls[0] <= (len(allowed) + 1) // 2 + 1 + (70 - len(allowed))
+    denied = decisions[-1]
+    assert not denied.allowed and denied.remaining == 0 and denied.reset_s >= 1

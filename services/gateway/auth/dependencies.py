@@ -11,71 +11,75 @@ tests/gateway/test_access_matrix.py checks every route against a table of expect
 from __future__ import annotations
 
 import hmac
-import uuid
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.db import Db
+from services.gateway.deps import Keys, Sessions, Settings
 from services.gateway.errors import ApiError
-
 from services.store import apikeys
 
 from . import service
 from .key_cache import KeyCache
+from .principal import Principal
+
+__all__ = [
+    "AdminPrincipal",
+    "ApiKeyPrincipal",
+    "CurrentPrincipal",
+    "Principal",
+    "admin_principal",
+    "api_key_principal",
+    "current_principal",
+    "identify",
+]
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "X-CSRF-Token"
-
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: uuid.UUID
-    role: str
-    via: Literal["api_key", "cookie"]
-    api_key_id: uuid.UUID | None = None
-    is_guest: bool = False
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def current_principal(request: Request, db: Db) -> Principal:
-    try:
-        return await _identify(request, db)
-    finally:
-        # End the read transaction now: FastAPI closes this request's session only after
-        # the response, and a streamed answer would hold the connection (idle in
-        # transaction) for its whole length. Nothing loaded here outlives this function.
-        await db.rollback()
+async def current_principal(
+    request: Request, keys: Keys, settings: Settings, sessions: Sessions
+) -> Principal:
+    # A remembered API key (the integrator hot path) needs no database session at all.
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and (principal := keys.get(apikeys.sha256(token.strip()))):
+        return principal
+    # A session of its own, closed before the route runs: a streamed answer must not hold a
+    # connection (idle in transaction) for its whole length. Nothing loaded here outlives it.
+    async with sessions() as db:
+        return await identify(request, db, keys=keys, cookie_name=settings.cookie_name)
 
 
-async def _identify(request: Request, db: Db) -> Principal:
+async def identify(
+    request: Request, db: AsyncSession, *, keys: KeyCache | None, cookie_name: str
+) -> Principal:
+    """The caller of `request` (without `keys`: API keys are looked up every time)."""
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")
+        token = token.strip()
         if scheme.lower() != "bearer" or not token.startswith(apikeys.KEY_PREFIX):
             raise _unauthorized("use 'Authorization: Bearer mk-…' with an API key")
-        cache: KeyCache = request.app.state.key_cache
-        key_hash = apikeys.sha256(token.strip())
-        if (cached := cache.get(key_hash)) is not None:
-            return cached
 
         async def lookup() -> Principal | None:
-            key = await apikeys.key_by_token(db=db, token=token.strip())
+            key = await apikeys.key_by_token(db=db, token=token)
             return None if key is None else Principal(key.user_id, key.role, "api_key", key.id)
 
-        principal = await cache.lookup_once(key_hash, lookup)
+        if keys is None:
+            principal = await lookup()
+        else:
+            key_hash = apikeys.sha256(token)
+            principal = keys.get(key_hash) or await keys.lookup_once(key_hash, lookup)
         if principal is None:
             raise _unauthorized("this API key is unknown or revoked")
         return principal
-    cookie = request.cookies.get(request.app.state.settings.cookie_name)
+    cookie = request.cookies.get(cookie_name)
     found = await service.login_by_token(db=db, token=cookie) if cookie else None
     if found is None:
         raise _unauthorized("sign in, start a guest session, or send an API key")

@@ -10,10 +10,8 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .dependencies import Principal
+from .principal import Principal
 
 MAX_KEYS = 10_000  # only valid keys are remembered, so this bounds memory, not attackers
 

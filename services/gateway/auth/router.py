@@ -12,7 +12,7 @@ from services.store.tables.auth import User
 
 from . import service
 from .cookies import clear_login_cookies, set_login_cookies
-from .dependencies import CurrentPrincipal, current_principal
+from .dependencies import CurrentPrincipal, identify
 from .schemas import Credentials, LoginOut, UserOut
 from .service import user_out
 
@@ -75,8 +75,10 @@ async def _guest_of(request: Request, settings: GatewaySettings, db: Db) -> User
     found = await service.login_by_token(db=db, token=token) if token else None
     if found is None or not found[1].is_guest:
         return None
-    principal = await current_principal(request, db)  # a claim is a write: CSRF applies
-    return await db.get(User, principal.user_id)  # fresh: the check ended the transaction
+    # A claim is a write: CSRF applies.
+    principal = await identify(request, db, keys=None, cookie_name=settings.cookie_name)
+    await db.rollback()  # end the read: the user below is loaded fresh
+    return await db.get(User, principal.user_id)
 
 
 @router.post("/login")

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
+from services.gateway.notices import Emergency
 from services.gateway.sessions.schemas import MessageOut
 from services.gateway.text import StoredText
 
@@ -32,6 +31,10 @@ class ChatAnswer(BaseModel):
     turns_used: int
     usage: Usage
     disclaimer: str = Field(description="answers come from a model and are not a diagnosis")
-    emergency: dict[str, Any] | None = Field(
+    emergency: Emergency | None = Field(
         None, description="present when the patient's words suggest an emergency"
     )
+
+
+class Stopping(BaseModel):
+    stopping: bool = Field(description="the stop was passed on; the stream ends soon after")

@@ -1,10 +1,15 @@
-"""OpenAI chat-completions request shape (the fields DISC-MedChat honours)."""
+"""OpenAI chat-completions shapes: the request (the fields DISC-MedChat honours), the answer
+whole or streamed, and the model list."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.gateway.error_schemas import ErrorObject
+from services.gateway.notices import Emergency
+from services.gateway.openapi_sse import event_stream
 
 
 class ChatMessage(BaseModel):
@@ -46,3 +51,95 @@ class ChatCompletionRequest(BaseModel):
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+# --- responses (what OpenAI documents, plus DISC-MedChat's notices) ----------------------
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    serving: bool = Field(description="whether this model answers now (the admin's choice)")
+    parent: str | None = Field(None, description="the base model of a fine-tune")
+    kind: str | None = Field(None, description="what the registry holds: merged model or adapter")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class _Answer(BaseModel):
+    id: str
+    created: int
+    model: str = Field(description="the model that answered")
+    disclaimer: str = Field(description="answers come from a model and are not a diagnosis")
+    emergency: Emergency | None = Field(
+        description="present when the user's last words suggest an emergency"
+    )
+    turns_used: int = Field(description="earlier turns that fit in the prompt, this one included")
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class Choice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: str
+
+
+class ChatCompletion(_Answer):
+    object: Literal["chat.completion"]
+    choices: list[Choice]
+    usage: CompletionUsage
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: ChunkDelta
+    finish_reason: str | None
+
+
+class ChatCompletionChunk(_Answer):
+    """One piece of a streamed answer: the first has `delta.role`, the last a
+    `finish_reason`; with `stream_options.include_usage` one more has no choices and `usage`."""
+
+    object: Literal["chat.completion.chunk"]
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = None
+
+
+class ChatCompletionStreamError(BaseModel):
+    """The engine failed mid-answer (the stream still ends with `[DONE]`)."""
+
+    error: ErrorObject
+
+
+class ChatCompletionEvent(BaseModel):
+    """One server-sent event (`data:` only, no `event:`): a chunk, an error, or `[DONE]`."""
+
+    data: ChatCompletionChunk | ChatCompletionStreamError | Literal["[DONE]"]
+
+
+CHAT_COMPLETION_STREAM = event_stream(
+    ChatCompletionEvent,
+    description="`ChatCompletion` as JSON, or with `stream` server-sent events whose `data` is"
+    " a `chat.completion.chunk` (or an error), ending with `data: [DONE]`.",
+    components=(ChatCompletion, Emergency, ErrorObject),
+)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from services.gateway.audit.dependencies import Audit
 from services.gateway.auth.dependencies import AdminPrincipal
-from services.gateway.chat.service import ChatRuntime
+from services.gateway.chat.runtime import ChatRuntime
 from services.gateway.db import Db
 from services.gateway.deps import Runtime
 from services.store.tables.serving import ServingChoice

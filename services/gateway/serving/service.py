@@ -25,7 +25,6 @@ from services.gateway.engine.canary import check_tokenization
 from services.gateway.engine.client import EngineClient, OpenAICompletionsClient
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
-
 from services.store.tables.serving import ServingChoice
 
 log = logging.getLogger(__name__)
