@@ -1,4 +1,5 @@
-"""Shared fixtures: tokenizers built inside the tests (no hub downloads here)."""
+"""Shared fixtures: tokenizers built inside the tests (no hub downloads here); the platform
+and worker fixtures come from tests/support as plugins."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from tests.support.tokenizers import (
     build_chatml_hf_tokenizer,
     build_marker_hf_tokenizer,
 )
+
+# The platform (Postgres, Redis, the gateway, the engine emulator) and a real Celery worker,
+# for every test directory that needs them.
+pytest_plugins = ["tests.support.platform", "tests.support.worker"]
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.cli.test_demo import processes_under
-from tests.gateway.conftest import Patient
+from tests.support.platform import Patient
 from tests.support.servers import free_port, wait_ready
 from tests.support.tiny_model import build_tiny_marker_model
 

@@ -14,7 +14,7 @@ import pytest
 from services.eval.config import DEFAULT_DATA_DIR
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import REDIS_URL, broker_url, make_key
+from tests.support.platform import REDIS_URL, broker_url, make_key
 from tests.support.servers import serve, temporary_database, transformers_serve
 from tests.support.stand_in_llm import Reply, StandIn, stand_in
 from tests.support.tiny_model import build_tiny_marker_model

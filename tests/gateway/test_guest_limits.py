@@ -14,7 +14,7 @@ from starlette.requests import Request
 from services.gateway.app import create_app
 from services.gateway.client_ip import client_ip, parse_networks
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import Patient
+from tests.support.platform import Patient
 from tests.support.servers import serve
 
 

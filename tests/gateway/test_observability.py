@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from services.gateway.observability import JsonFormatter
-from tests.gateway.conftest import Patient
+from tests.support.platform import Patient
 
 
 def test_request_id_is_echoed_or_made(gateway_url: str) -> None:

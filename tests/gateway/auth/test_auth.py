@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.gateway.conftest import Patient, make_key
+from tests.support.platform import Patient, make_key
 
 
 def test_guest_cookie_is_httponly_and_csrf_readable(gateway_url: str) -> None:

@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from services.core.chatformat import Turn, chat_format, load_tokenizer
-from tests.gateway.conftest import REPLY, Patient
 from tests.support.engine_emulator import EmulatorHandle
+from tests.support.platform import REPLY, Patient
 
 
 def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:

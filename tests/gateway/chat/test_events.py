@@ -11,8 +11,8 @@ from services.gateway.chat.events import ChatStreamEvent
 from services.gateway.chat.schemas import ChatAnswer
 from services.gateway.error_schemas import ErrorBody
 from tests.gateway.chat.test_chat import ask, sse_events
-from tests.gateway.conftest import Patient
 from tests.support.engine_emulator import EmulatorHandle
+from tests.support.platform import Patient
 
 EVENT = TypeAdapter(ChatStreamEvent)
 

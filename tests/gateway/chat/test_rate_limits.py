@@ -7,8 +7,8 @@ import httpx
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import Patient
 from tests.support.engine_emulator import EmulatorHandle
+from tests.support.platform import Patient
 from tests.support.servers import serve
 
 

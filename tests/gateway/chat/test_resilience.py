@@ -14,8 +14,8 @@ from sqlalchemy import event
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import REPLY, Patient
 from tests.support.engine_emulator import EmulatorHandle
+from tests.support.platform import REPLY, Patient
 from tests.support.servers import PrivateRedis, serve
 
 

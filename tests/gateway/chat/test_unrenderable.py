@@ -14,7 +14,7 @@ from services.core.chatformat import ControlTokenLeak, Turn
 from services.core.chatformat.render import MarkerFormat
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import Patient, make_key
+from tests.support.platform import Patient, make_key
 from tests.support.servers import serve
 
 POISON = "☠ 一个无法表示的字符"

@@ -11,8 +11,8 @@ import pytest
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import REPLY, Patient
 from tests.support.engine_emulator import EmulatorHandle, run_emulator
+from tests.support.platform import REPLY, Patient
 from tests.support.servers import serve
 
 

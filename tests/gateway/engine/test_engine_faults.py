@@ -49,8 +49,8 @@ from services.gateway.engine.errors import (
 )
 from services.gateway.observability import request_id
 from tests.gateway.chat.test_chat import sse_events
-from tests.gateway.conftest import REPLY, Patient, make_key
 from tests.support.engine_emulator import DECODE_FAILED, EmulatorHandle
+from tests.support.platform import REPLY, Patient, make_key
 from tests.support.servers import free_port, serve
 
 PARTIAL = "".join(REPLY[:2])  # every broken-stream mode sends 2 tokens first

@@ -25,7 +25,7 @@ from services.gateway.engine.client import (
     Token,
 )
 from tests.gateway.chat.test_chat import sse_events
-from tests.gateway.conftest import Patient, make_key
+from tests.support.platform import Patient, make_key
 from tests.support.servers import serve
 from tests.support.servers import transformers_serve as run_transformers_serve
 from tests.support.tiny_model import build_tiny_marker_model

@@ -21,10 +21,10 @@ from services.eval.config import DEFAULT_DATA_DIR
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.store.tasks import broker_url
-from tests.gateway.conftest import make_key
-from tests.gateway.finetune.conftest import worker_env
+from tests.support.platform import make_key
 from tests.support.servers import serve, stop_process
 from tests.support.stand_in_llm import StandIn, stand_in
+from tests.support.worker import worker_env
 
 SCORES = "Proactivity: 5\nAccuracy: 4\nHelpfulness: 4\nLinguistic Quality: 5"
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import make_key
+from tests.support.platform import make_key
 from tests.support.s3 import S3Server, bucket_contents
 
 if TYPE_CHECKING:

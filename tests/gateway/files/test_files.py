@@ -4,35 +4,17 @@ test runs against the directory store and an S3-compatible bucket (`backend`).""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.gateway.conftest import MAX_FILE_BYTES, Patient, make_key
 from tests.gateway.files.conftest import Backend
+from tests.support.datasets import GOOD_ROW, jsonl, upload
+from tests.support.platform import MAX_FILE_BYTES, Patient, make_key
 from tests.support.tokenizers import SFT_EXAMPLES
-
-GOOD_ROW = {
-    "conversation": [
-        {"role": "user", "content": "头痛三天了"},
-        {"role": "assistant", "content": "建议多休息，必要时就医。"},
-    ]
-}
-
-
-def jsonl(*rows: Any) -> bytes:
-    return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
-
-
-def upload(
-    client: httpx.Client, data: bytes, name: str = "train.jsonl", purpose: str = "fine-tune"
-) -> httpx.Response:
-    return client.post("/v1/files", data={"purpose": purpose}, files={"file": (name, data)})
 
 
 def test_upload_list_retrieve_content_delete(admin: httpx.Client, backend: Backend) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.gateway.conftest import MAX_FILE_BYTES
 from tests.gateway.files.conftest import Backend
-from tests.gateway.files.test_files import GOOD_ROW, jsonl
+from tests.support.datasets import GOOD_ROW, jsonl
+from tests.support.platform import MAX_FILE_BYTES
 
 B = "B"
 CT = f"multipart/form-data; boundary={B}"

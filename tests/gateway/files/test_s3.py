@@ -20,8 +20,8 @@ from services.core.settings import PlatformSettings
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.store.files.s3 import PART_BYTES
-from tests.gateway.conftest import make_key
-from tests.gateway.files.test_files import GOOD_ROW, jsonl, upload
+from tests.support.datasets import GOOD_ROW, jsonl, upload
+from tests.support.platform import make_key
 from tests.support.s3 import S3Server, bucket_contents
 from tests.support.servers import serve
 

@@ -14,18 +14,10 @@ import pytest
 from pydantic import TypeAdapter
 
 from services.gateway.finetune.events import JobStreamEvent
-from tests.gateway.conftest import Patient, make_key
-from tests.gateway.files.test_files import GOOD_ROW, jsonl, upload
+from tests.support.datasets import GOOD_ROW, LONG_ROW, jsonl, upload
+from tests.support.platform import Patient, make_key
 from tests.support.tokenizers import SFT_EXAMPLES
-
-from .conftest import TERMINAL, Worker, wait_for
-
-LONG_ROW = {
-    "conversation": [
-        {"role": "user", "content": "我最近总是头痛，晚上睡不好，白天没精神，请问怎么办？" * 4},
-        {"role": "assistant", "content": "建议多休息。"},
-    ]
-}
+from tests.support.worker import TERMINAL, Worker, wait_for
 
 
 def create(admin: httpx.Client, **body: object) -> httpx.Response:

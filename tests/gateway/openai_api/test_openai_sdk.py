@@ -13,8 +13,8 @@ from sqlalchemy import select
 from services.core.chatformat import Turn, chat_format, load_tokenizer
 from services.gateway.db import make_engine, make_sessionmaker
 from services.store.tables.auth import ApiKey
-from tests.gateway.conftest import REPLY, make_key
 from tests.support.engine_emulator import EmulatorHandle
+from tests.support.platform import REPLY, make_key
 
 
 @pytest.fixture(scope="module")

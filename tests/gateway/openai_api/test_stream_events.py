@@ -16,8 +16,8 @@ from services.gateway.openai_api.schemas import (
     ChatCompletionEvent,
     ModelList,
 )
-from tests.gateway.conftest import make_key
 from tests.support.engine_emulator import EmulatorHandle
+from tests.support.platform import make_key
 
 EVENT = TypeAdapter(ChatCompletionEvent)
 

@@ -19,7 +19,7 @@ import httpx
 import redis
 
 from services.core.db import utcnow
-from tests.gateway.conftest import REDIS_URL, Patient, make_key
+from tests.support.platform import REDIS_URL, Patient, make_key
 
 
 def audit(admin: httpx.Client, **params: Any) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.gateway.conftest import Patient
+from tests.support.platform import Patient
 
 MEDCHAT = str(Path(sys.executable).with_name("medchat"))
 

@@ -25,8 +25,8 @@ import pytest
 from services.core.registry import publish
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import make_key
 from tests.support.engine_emulator import EmulatorHandle, run_emulator
+from tests.support.platform import make_key
 from tests.support.servers import serve, temporary_database
 
 EMULATED = "disc-medllm-emulator"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 
-from tests.gateway.conftest import Patient
+from tests.support.platform import Patient
 
 
 def test_crud_and_export(new_guest: Callable[[], Patient]) -> None:

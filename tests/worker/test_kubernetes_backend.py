@@ -15,8 +15,7 @@ import redis
 
 from services.gateway.config import GatewaySettings
 from tests.support.kube_emulator import Cluster, kube_emulator
-
-from .conftest import TERMINAL, Worker, create, wait_for
+from tests.support.worker import TERMINAL, Worker, create, wait_for
 
 pytest.importorskip("torch", reason="training needs torch (the serve or train extra)")
 

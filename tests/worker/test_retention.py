@@ -17,8 +17,8 @@ from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.worker.config import WorkerSettings
 from services.worker.retention import enforce_retention
-from tests.gateway.conftest import REDIS_URL, Patient, make_key
-from tests.gateway.files.test_files import GOOD_ROW, jsonl, upload
+from tests.support.datasets import GOOD_ROW, jsonl, upload
+from tests.support.platform import REDIS_URL, Patient, make_key
 from tests.support.servers import serve, temporary_database
 
 

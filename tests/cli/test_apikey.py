@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import make_key
+from tests.support.platform import make_key
 from tests.support.servers import free_port, stop_process
 
 MEDCHAT = Path(sys.executable).with_name("medchat")

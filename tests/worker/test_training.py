@@ -19,10 +19,9 @@ import redis
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import make_key
+from tests.support.platform import make_key
 from tests.support.servers import serve, temporary_database, transformers_serve
-
-from .conftest import TERMINAL, Worker, create, wait_for
+from tests.support.worker import TERMINAL, Worker, create, wait_for
 
 pytest.importorskip("torch", reason="training needs torch (the serve or train extra)")
 
@@ -215,7 +214,7 @@ def running_job(
     job = create(admin, base_model, file_id, n_epochs=50, batch_size=1)
     wait_for(admin, job["id"], lambda j: j["status"] == "running", worker=worker)
     deadline = time.monotonic() + 30
-    while not (trainer := _trainer_pids()):
+    while not (trainer := _trainer_pids(worker)):
         assert time.monotonic() < deadline, worker.tail()
         time.sleep(0.1)
     return job, trainer
@@ -226,7 +225,9 @@ def _events(admin: httpx.Client, job_id: str) -> list[dict[str, Any]]:
     return list(reversed(page["data"]))
 
 
-def _trainer_pids() -> list[int]:
+def _trainer_pids(worker: Worker) -> list[int]:
+    """The trainer processes this test's worker started (not another test process's)."""
+    assert worker.proc is not None
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -234,9 +235,21 @@ def _trainer_pids() -> list[int]:
                 cmd = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"trainer.train" in cmd:
+            if b"trainer.train" in cmd and _descends_from(int(proc.name), worker.proc.pid):
                 pids.append(int(proc.name))
     return pids
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the parent
+        if pid == ancestor:
+            return True
+    return False
 
 
 def _alive(pid: int) -> bool:

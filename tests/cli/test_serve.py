@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.conftest import REDIS_URL, REPLY
 from tests.support.engine_emulator import EmulatorHandle
+from tests.support.platform import REDIS_URL, REPLY
 from tests.support.servers import free_port
 
 MEDCHAT = str(Path(sys.executable).with_name("medchat"))

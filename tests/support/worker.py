@@ -20,7 +20,7 @@ from celery import Celery
 
 from services.gateway.config import GatewaySettings
 from services.store.tasks import broker_url
-from tests.gateway.files.test_files import upload
+from tests.support.datasets import upload
 from tests.support.servers import stop_process
 from tests.support.tiny_model import build_tiny_marker_model
 from tests.support.tokenizers import SFT_EXAMPLES

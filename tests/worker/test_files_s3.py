@@ -13,12 +13,10 @@ import pytest
 import redis
 
 from services.gateway.config import GatewaySettings
-from tests.gateway.conftest import make_key
-from tests.gateway.files.test_files import GOOD_ROW, jsonl, upload
+from tests.support.datasets import GOOD_ROW, LONG_ROW, jsonl, upload
+from tests.support.platform import make_key
 from tests.support.tokenizers import SFT_EXAMPLES
-
-from .conftest import TERMINAL, Worker, create, tiny_dataset, wait_for
-from .test_jobs import LONG_ROW
+from tests.support.worker import TERMINAL, Worker, create, tiny_dataset, wait_for
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.gateway.conftest import make_key
-from tests.gateway.files.test_files import GOOD_ROW, jsonl
+from tests.support.datasets import GOOD_ROW, jsonl
+from tests.support.platform import make_key
 from tests.support.tokenizers import SFT_EXAMPLES
 
 MEDCHAT = str(Path(sys.executable).with_name("medchat"))
