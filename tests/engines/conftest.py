@@ -52,6 +52,7 @@ import pytest
 
 from services.core.devtools.processes import wait_for_http
 from tests.support.servers import free_port, stop_process
+from tests.support.tiny_baichuan import build_tiny_baichuan
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("MEDCHAT_VLLM_VENV") or ROOT / ".venv-vllm")
@@ -115,39 +116,17 @@ def build_original_baichuan(
     `BaichuanForCausalLM`, `model_max_length`) or the 7B's (RoPE, `BaiChuanForCausalLM`,
     `max_position_embeddings`). Weights through the native implementation's save_pretrained
     (its key layout is the original's); config.json rewritten as the originals have it."""
-    import shutil
-
-    import torch
-
-    from trainer.baichuan import BaichuanConfig, BaichuanForCausalLM
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for f in tokenizer_dir.iterdir():
-        if f.is_file():
-            shutil.copy2(f, out_dir / f.name)
-    from transformers import AutoTokenizer
-
-    vocab_size = len(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
+    build_tiny_baichuan(
+        out_dir,
+        tokenizer_dir,
+        position_embedding=position_embedding,
+        hidden_size=hidden_size,
+        heads=heads,
+        layers=layers,
+        seed=seed,
+    )
     length_key = "model_max_length" if position_embedding == "alibi" else "max_position_embeddings"
     length: dict[str, Any] = {length_key: 4096}
-    config = BaichuanConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        position_embedding=position_embedding,
-        **length,
-    )
-    torch.manual_seed(seed)
-    model = BaichuanForCausalLM(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1 + 0.2 * torch.randn_like(p))
-            else:
-                p.normal_(0.0, 0.15)
-    model.save_pretrained(str(out_dir))
     saved = json.loads((out_dir / "config.json").read_text())
     architecture = "BaichuanForCausalLM" if position_embedding == "alibi" else "BaiChuanForCausalLM"
     original = {k: saved[k] for k in _ORIGINAL_KEYS}
