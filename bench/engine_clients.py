@@ -111,7 +111,7 @@ from services.core.devtools.processes import (  # noqa: E402
     stop_process,
     wait_for_http,
 )
-from services.gateway.engine.client import (  # noqa: E402
+from services.gateway.engine import (  # noqa: E402
     Finish,
     GenerationParams,
     OpenAICompletionsClient,

@@ -41,8 +41,8 @@ from .chat.stop_bus import StopBus
 from .config import GatewaySettings, get_settings
 from .context_cache import ContextCache
 from .db import make_engine, make_sessionmaker
+from .engine import EngineClient, OpenAICompletionsClient, make_client
 from .engine.canary import CANARY
-from .engine.client import EngineClient, OpenAICompletionsClient, make_client
 from .errors import Json, install_error_handlers
 from .evals.router import router as evals_router
 from .feedback.router import router as feedback_router

@@ -27,7 +27,7 @@ from typing import Literal
 
 from services.core.chatformat import Prompt, Turn
 from services.core.safety import EmergencyNotice, detect_emergency
-from services.gateway.engine.client import Finish, Generation, Token
+from services.gateway.engine import Finish, Generation, Token
 from services.gateway.engine.errors import EngineError, user_message
 from services.gateway.errors import ApiError
 from services.gateway.observability import Metrics

@@ -9,13 +9,13 @@ import uuid
 
 from services.core.chatformat import ChatFormat, prompt_budget
 from services.gateway.config import GatewaySettings
-from services.gateway.engine.canary import CanaryResult, check_tokenization
-from services.gateway.engine.client import (
+from services.gateway.engine import (
     EngineClient,
     EngineInfo,
     Generation,
     GenerationParams,
 )
+from services.gateway.engine.canary import CanaryResult, check_tokenization
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
 from services.gateway.observability import request_id

@@ -13,7 +13,7 @@ from typing import Literal
 
 from services.core.chatformat import ChatFormat, Turn
 
-from .client import EngineClient
+from . import EngineClient
 from .errors import EngineError, EngineProtocolError
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from services.core.chatformat import ChatFormat
 from services.core.db import utcnow
 from services.core.registry import RegisteredModel, list_models
 from services.gateway.config import GatewaySettings
+from services.gateway.engine import EngineClient, OpenAICompletionsClient
 from services.gateway.engine.canary import check_tokenization
-from services.gateway.engine.client import EngineClient, OpenAICompletionsClient
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
 from services.store.tables.serving import ServingChoice

@@ -135,8 +135,8 @@ def test_prefill_ids_match_tokenize(engine: EmulatorHandle, sp_dir: Path) -> Non
     import asyncio
 
     from services.core.chatformat import chat_format, load_tokenizer
+    from services.gateway.engine import TGIClient
     from services.gateway.engine.canary import CANARY
-    from services.gateway.engine.client import TGIClient
 
     prompt = chat_format(load_tokenizer(sp_dir)).render_prompt(CANARY, 10_000)
 

@@ -31,8 +31,7 @@ from aiohttp.typedefs import Handler
 from services.core.chatformat import chat_format, load_tokenizer
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from services.gateway.engine.canary import check_tokenization
-from services.gateway.engine.client import (
+from services.gateway.engine import (
     EngineClient,
     Finish,
     GenerationParams,
@@ -40,6 +39,7 @@ from services.gateway.engine.client import (
     TGIClient,
     Token,
 )
+from services.gateway.engine.canary import check_tokenization
 from services.gateway.engine.errors import (
     EngineError,
     EngineGenerationFailed,

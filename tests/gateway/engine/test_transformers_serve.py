@@ -18,7 +18,7 @@ from transformers import AutoTokenizer
 from services.core.chatformat import ChatFormat, Prompt, Turn, chat_format, load_tokenizer
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from services.gateway.engine.client import (
+from services.gateway.engine import (
     Finish,
     GenerationParams,
     OpenAICompletionsClient,
