@@ -55,8 +55,10 @@ from .openai_api.router import router as openai_router
 from .openai_api.usage import UsageRecorder
 from .privacy.router import router as privacy_router
 from .ratelimit import response_headers as ratelimit_headers
+from .serving.compatibility import default_served
+from .serving.keeper import AdapterKeeper
 from .serving.router import router as serving_router
-from .serving.service import AdapterKeeper, ServingState, default_served
+from .serving.state import ServingState
 from .sessions.router import router as sessions_router
 from .webui import mount_webui
 

@@ -19,7 +19,7 @@ from services.gateway.engine.canary import CanaryResult, check_tokenization
 from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
 from services.gateway.observability import request_id
-from services.gateway.serving.service import ServingState
+from services.gateway.serving.state import ServingState
 
 from .encodings import cache_encodings
 

@@ -12,6 +12,7 @@ from services.gateway.deps import Runtime
 from services.store.tables.serving import ServingChoice
 
 from . import service
+from .compatibility import default_served, find_model, make_servable
 from .schemas import ServingChange, ServingOut
 
 router = APIRouter(prefix="/api/admin/serving", tags=["admin"])
@@ -41,10 +42,10 @@ async def choose_serving(
     answer for is refused (409) with what to change; nothing changes then."""
     settings = runtime.settings
     if body.model == settings.served_model_name:
-        served = service.default_served(settings)
+        served = default_served(settings)
     else:
-        model = service.find_model(settings, body.model)
-        served = await service.make_servable(settings, runtime.engine, runtime.format, model)
+        model = find_model(settings, body.model)
+        served = await make_servable(settings, runtime.engine, runtime.format, model)
     before = await runtime.serving.current()
     await service.save_choice(db, served, principal.user_id)
     trail(
