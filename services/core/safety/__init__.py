@@ -4,17 +4,14 @@ Both are attached by the gateway independently of what the model generates.
 """
 
 from .disclaimer import DISCLAIMER_EN, DISCLAIMER_ZH, disclaimer
-from .emergency import (
+from .match import EmergencyNotice, detect_emergency, detect_emergency_in_messages, normalize
+from .rules import (
     DEFAULT_RULES_RESOURCE,
-    EmergencyNotice,
     RulesError,
     RuleSet,
     Severity,
     default_rules,
-    detect_emergency,
-    detect_emergency_in_messages,
     load_rules,
-    normalize,
 )
 
 __all__ = [
