@@ -3571,13 +3571,35 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description JSON, or SSE with stream=true */
+            /** @description A page of events (`EventList`, newest first), or with `stream=true` server-sent events: every event from the oldest (or after `after`), live until the job ends. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["EventList"];
+                    "text/event-stream": {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "event";
+                        data: components["schemas"]["EventObject"];
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "end";
+                        /** JobEnd */
+                        data: {
+                            /**
+                             * Status
+                             * @description the job's final status (`deleted` if it is gone)
+                             */
+                            status: string;
+                        };
+                    };
                 };
             };
             /** @description Validation Error */
