@@ -35,6 +35,8 @@ from .audit.router import router as audit_router
 from .auth import revocations
 from .auth.key_cache import KeyCache
 from .auth.router import router as auth_router
+from .cases.patient_router import router as handoff_router
+from .cases.router import router as cases_router
 from .chat.router import router as chat_router
 from .chat.runtime import ChatRuntime
 from .chat.stop_bus import StopBus
@@ -190,6 +192,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(feedback_router)
     app.include_router(sessions_router)
     app.include_router(chat_router)
+    app.include_router(handoff_router)
+    app.include_router(cases_router)
     app.include_router(openai_router)
     app.include_router(files_router)
     app.include_router(finetune_router)

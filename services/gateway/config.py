@@ -62,6 +62,9 @@ class GatewaySettings(PlatformSettings):
     max_file_bytes: int = 1 << 30  # an uploaded dataset (POST /v1/files)
     max_message_chars: int = 20_000
     max_sessions_per_user: int = 1000
+    # Clinicians: how soon a case should be answered (its SLA clock), urgent or not.
+    case_sla_urgent_minutes: int = 15
+    case_sla_minutes: int = 24 * 60
     session_lock_wait_s: float = 30.0
     session_lease_s: float = 900.0
     auth_cache_s: float = 10.0  # how long an API-key lookup is remembered (0: never)

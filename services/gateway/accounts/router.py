@@ -15,6 +15,7 @@ from services.gateway.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    ClinicianCreate,
     RoleChange,
     UserOut,
 )
@@ -43,13 +44,27 @@ async def list_users(
     return [user_out(u) for u in users]
 
 
+@router.post("/clinicians", status_code=201)
+async def create_clinician(
+    body: ClinicianCreate, principal: AdminPrincipal, trail: Audit, db: Db
+) -> UserOut:
+    """A clinician account: signs in like a patient, sees only the cases escalated to the
+    clinicians (the queue) and the ones they claimed."""
+    user = await service.create_clinician(db=db, body=body)
+    trail("admin.clinician_create", target_type="user", target_id=user.id, by=principal)
+    await db.commit()
+    return user_out(user)
+
+
 @router.patch("/users/{user_id}")
 async def change_role(
     user_id: uuid.UUID, body: RoleChange, principal: AdminPrincipal, trail: Audit, db: Db
 ) -> UserOut:
     if user_id == principal.user_id:
         raise ApiError(409, "own_role", "admins cannot change their own role", "role")
-    user, before = await service.change_role(db=db, user_id=user_id, role=body.role)
+    user, before = await service.change_role(
+        db=db, user_id=user_id, role=body.role, display_name=body.display_name, title=body.title
+    )
     trail(
         "admin.user_role",
         target_type="user",

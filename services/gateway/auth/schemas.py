@@ -27,6 +27,8 @@ class UserOut(BaseModel):
     phone: str | None
     role: str
     is_guest: bool
+    display_name: str | None = None
+    title: str | None = None
 
 
 class LoginOut(BaseModel):
@@ -36,7 +38,10 @@ class LoginOut(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     name: StoredText = Field(min_length=1, max_length=100)
-    role: Literal["integrator", "admin"] = "integrator"
+    role: Literal["integrator", "clinician", "admin"] = Field(
+        "integrator",
+        description="clinician: a hospital system working the case queue (/api/cases)",
+    )
 
 
 class ApiKeyOut(BaseModel):
@@ -53,4 +58,13 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class RoleChange(BaseModel):
-    role: Literal["patient", "integrator", "admin"]
+    role: Literal["patient", "clinician", "integrator", "admin"]
+    display_name: StoredText | None = Field(
+        None, max_length=100, description="how a clinician signs replies"
+    )
+    title: StoredText | None = Field(None, max_length=100, description='e.g. "主治医师"')
+
+
+class ClinicianCreate(Credentials):
+    display_name: StoredText = Field(min_length=1, max_length=100)
+    title: StoredText | None = Field(None, max_length=100)

@@ -78,5 +78,11 @@ async def end_login(*, db: AsyncSession, token: str) -> None:
 
 def user_out(user: User) -> UserOut:
     return UserOut(
-        id=user.id, email=user.email, phone=user.phone, role=user.role, is_guest=user.is_guest
+        id=user.id,
+        email=user.email,
+        phone=user.phone,
+        role=user.role,
+        is_guest=user.is_guest,
+        display_name=user.display_name,
+        title=user.title,
     )

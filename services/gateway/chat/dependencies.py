@@ -6,15 +6,20 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from services.gateway.cases.dependencies import Escalate
 from services.gateway.deps import Context, MetricsDep, Runtime, Sessions
 
 from .service import PatientChat
 
 
 async def patient_chat(
-    runtime: Runtime, metrics: MetricsDep, sessions: Sessions, context: Context
+    runtime: Runtime,
+    metrics: MetricsDep,
+    sessions: Sessions,
+    context: Context,
+    escalation: Escalate,
 ) -> PatientChat:
-    return PatientChat(runtime, metrics, sessions, context)
+    return PatientChat(runtime, metrics, sessions, context, escalation)
 
 
 Chat = Annotated[PatientChat, Depends(patient_chat)]

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from services.gateway.cases.schemas import Handoff
 from services.gateway.notices import Emergency
 from services.gateway.openapi_sse import event_stream
 from services.gateway.sessions.schemas import MessageOut
@@ -29,6 +30,9 @@ class ChatMeta(BaseModel):
     turns_used: int = Field(description="earlier turns that fit in the prompt, this one included")
     prompt_tokens: int
     emergency: Emergency | None
+    handoff: Handoff | None = Field(
+        None, description="a clinician is being brought in (or has paused the model)"
+    )
 
 
 class ChatDelta(BaseModel):
@@ -71,13 +75,22 @@ class ErrorEvent(BaseModel):
     data: ChatStreamError
 
 
+class HeldEvent(BaseModel):
+    """Instead of an answer while a clinician has paused the model: the question is stored
+    for the clinician; the stream ends after this event."""
+
+    event: Literal["held"]
+    data: Handoff
+
+
 ChatStreamEvent = Annotated[
-    MetaEvent | DeltaEvent | DoneEvent | ErrorEvent, Field(discriminator="event")
+    MetaEvent | DeltaEvent | DoneEvent | ErrorEvent | HeldEvent, Field(discriminator="event")
 ]
 
 CHAT_STREAM = event_stream(
     ChatStreamEvent,
     description="The answer: JSON (`ChatAnswer`) without `stream`, otherwise server-sent"
-    " events: `meta`, `delta`…, then `done` or `error`; each event's `data` is JSON.",
-    components=(ChatAnswer, MessageOut, Emergency),
+    " events: `meta`, `delta`…, then `done` or `error` (or `meta`, `held` while a clinician"
+    " has paused the model); each event's `data` is JSON.",
+    components=(ChatAnswer, MessageOut, Emergency, Handoff),
 )

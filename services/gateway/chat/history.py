@@ -9,7 +9,8 @@ from typing import Literal
 
 from services.core.chatformat import Turn
 
-Role = Literal["user", "assistant"]
+# "clinician": a person's reply in a hand-off; the model reads it as the doctor's side.
+Role = Literal["user", "assistant", "clinician"]
 # "failed": a question the model never saw, or an answer that broke off.
 EntryStatus = Literal["complete", "stopped", "failed"]
 CONTEXT_STATUSES = ("complete", "stopped")  # a failed answer is not part of the dialogue
@@ -30,7 +31,7 @@ def context_of(history: Sequence[HistoryEntry]) -> list[Turn]:
     """The turns the model sees: every question it could read, and the answers that were
     given (complete, or stopped with some text)."""
     return [
-        Turn(role=h.role, content=h.content)
+        Turn(role="user" if h.role == "user" else "assistant", content=h.content)
         for h in history
         if (h.role == "user" and h.status != "failed")
         or (h.status in CONTEXT_STATUSES and h.content)

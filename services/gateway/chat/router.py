@@ -17,28 +17,29 @@ from services.gateway.sse import sse_response
 
 from .dependencies import Chat
 from .events import CHAT_STREAM
-from .schemas import ChatAnswer, MessageCreate, RegenerateRequest, Stopping
-from .service import Answering
+from .schemas import ChatAnswer, HeldForClinician, MessageCreate, RegenerateRequest, Stopping
+from .service import Answering, Waiting
 
 router = APIRouter(prefix="/api/sessions", tags=["chat"])
 _ERRORS = error_responses(401, 403, 404, 409, 413, 422, 429, 502, 503, 504)
 
 
-async def _respond(answering: Answering, stream: bool) -> Any:
+async def _respond(answering: Answering | Waiting, stream: bool) -> Any:
     return sse_response(answering.events()) if stream else await answering.whole()
 
 
 @router.post(
     "/{session_id}/messages",
     response_model=ChatAnswer,
-    responses={200: CHAT_STREAM, **_ERRORS},
+    responses={200: CHAT_STREAM, 202: {"model": HeldForClinician}, **_ERRORS},
     dependencies=[Depends(rate_limited(chat_limit)), Depends(guest_chat_limit)],
 )
 async def post_message(
     body: MessageCreate, session: OwnedSession, db: Db, chat: Chat, settings: Settings
 ) -> Any:
     """Ask a question. With `stream` (default) the answer arrives as server-sent events:
-    `meta`, then `delta` events, then `done` (or `error`)."""
+    `meta`, then `delta` events, then `done` (or `error`). While a clinician has paused the
+    model the question is stored for them: 202 (`meta`, then `held`, when streamed)."""
     if len(body.content) > settings.max_message_chars:
         raise ApiError(413, "message_too_long", "the message is too long", "content")
     answering = await chat.start(

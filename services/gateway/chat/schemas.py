@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from services.gateway.cases.schemas import Handoff
 from services.gateway.notices import Emergency
 from services.gateway.sessions.schemas import MessageOut
 from services.gateway.text import StoredText
@@ -34,6 +35,18 @@ class ChatAnswer(BaseModel):
     emergency: Emergency | None = Field(
         None, description="present when the patient's words suggest an emergency"
     )
+    handoff: Handoff | None = Field(
+        None, description="present when this question brought in (or waits for) a clinician"
+    )
+
+
+class HeldForClinician(BaseModel):
+    """The answer to a question asked while a clinician has paused the model (202): it is
+    stored for the clinician and no model answers it."""
+
+    user_message_id: int
+    handoff: Handoff
+    emergency: Emergency | None
 
 
 class Stopping(BaseModel):

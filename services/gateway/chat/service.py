@@ -4,6 +4,7 @@ complete, failed mid-stream, stopped, or cut because the client left."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,17 +14,19 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.safety import disclaimer
+from services.gateway.cases.escalation import Escalation, Trigger, trigger_of
+from services.gateway.cases.schemas import Handoff
 from services.gateway.context_cache import ContextCache
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, Json
 from services.gateway.notices import Emergency
 from services.gateway.observability import Metrics
 from services.gateway.sessions.schemas import MessageOut
 from services.store.tables.sessions import ChatSession, Message
 
-from .generation import GenerationFlow
+from .generation import GenerationFlow, emergency_notice
 from .runtime import ChatRuntime
-from .schemas import ChatAnswer, Usage
-from .turns import Turnaround, begin_turn, finish_turn
+from .schemas import ChatAnswer, HeldForClinician, Usage
+from .turns import Held, Turnaround, begin_turn, finish_turn
 
 
 def _sse(event: str, data: Any) -> bytes:
@@ -39,6 +42,7 @@ class Answering:
     cache: ContextCache
     turn: Turnaround
     lang: str
+    handoff: Handoff | None = None
 
     async def save(self) -> Message:
         """Store the answer however it ended: completion, engine failure, explicit stop, or
@@ -65,6 +69,7 @@ class Answering:
             ),
             disclaimer=disclaimer(self.lang),
             emergency=Emergency.model_validate(a.notice.model_dump()) if a.notice else None,
+            handoff=self.handoff,
         )
 
     async def whole(self) -> ChatAnswer:
@@ -91,6 +96,7 @@ class Answering:
                     "turns_used": a.prompt.turns_kept,
                     "prompt_tokens": a.prompt_tokens,
                     "emergency": a.notice.model_dump() if a.notice else None,
+                    "handoff": self.handoff.model_dump(mode="json") if self.handoff else None,
                 },
             )
             try:
@@ -114,6 +120,32 @@ class Answering:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A question stored for the clinician who paused the model: no answer is generated."""
+
+    session_id: uuid.UUID
+    held: HeldForClinician
+
+    async def whole(self) -> Json:
+        return Json(self.held.model_dump(mode="json"), status_code=202)
+
+    async def events(self) -> AsyncIterator[bytes]:
+        h = self.held
+        yield _sse(
+            "meta",
+            {
+                "session_id": str(self.session_id),
+                "user_message_id": h.user_message_id,
+                "turns_used": 0,
+                "prompt_tokens": 0,
+                "emergency": h.emergency.model_dump() if h.emergency else None,
+                "handoff": h.handoff.model_dump(mode="json"),
+            },
+        )
+        yield _sse("held", h.handoff.model_dump(mode="json"))
+
+
+@dataclass(frozen=True)
 class PatientChat:
     """What a chat turn needs beyond the request's own database session."""
 
@@ -121,6 +153,7 @@ class PatientChat:
     metrics: Metrics
     sessionmaker: async_sessionmaker[AsyncSession]
     cache: ContextCache
+    escalation: Escalation
 
     async def start(
         self,
@@ -130,10 +163,13 @@ class PatientChat:
         content: str | None,
         max_new_tokens: int | None,
         lang: str,
-    ) -> Answering:
+    ) -> Answering | Waiting:
         """Store the question (content None: answer the last one again) and start the
-        answer; errors before the first token are raised as ApiError, the question kept."""
+        answer; errors before the first token are raised as ApiError, the question kept.
+        A question that calls for a person (the emergency rules, "转人工") opens a case; while
+        a clinician has paused the model, the question waits for them instead."""
         flow = GenerationFlow(self.runtime, self.metrics, "chat")
+        session_id, patient_id = session.id, session.user_id
         turn = await begin_turn(
             flow=flow,
             db=db,
@@ -142,4 +178,36 @@ class PatientChat:
             content=content,
             max_new_tokens=max_new_tokens,
         )
-        return Answering(flow, self.sessionmaker, self.cache, turn, lang)
+        if isinstance(turn, Held):
+            return await self._held(db, turn, patient_id, content or "")
+        trigger = trigger_of(turn.answer.notice, content)
+        handoff = None
+        if trigger is not None:
+            handoff = await self.escalation.open(
+                db=db,
+                session_id=session_id,
+                patient_id=patient_id,
+                trigger=trigger,
+                message_id=turn.user_message_id,
+            )
+        return Answering(flow, self.sessionmaker, self.cache, turn, lang, handoff)
+
+    async def _held(
+        self, db: AsyncSession, held: Held, patient_id: uuid.UUID, content: str
+    ) -> Waiting:
+        notice = emergency_notice(content)
+        trigger = trigger_of(notice, content) or Trigger("patient_request")
+        handoff = await self.escalation.open(
+            db=db,
+            session_id=held.session_id,
+            patient_id=patient_id,
+            trigger=trigger,
+            message_id=held.user_message_id,
+        )
+        emergency = Emergency.model_validate(notice.model_dump()) if notice else None
+        return Waiting(
+            held.session_id,
+            HeldForClinician(
+                user_message_id=held.user_message_id, handoff=handoff, emergency=emergency
+            ),
+        )

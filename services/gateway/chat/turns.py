@@ -5,7 +5,6 @@ answer and releases the lease."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.chatformat import ControlTokenLeak, PromptTooLong
 from services.core.db import utcnow
-from services.gateway.config import GatewaySettings
 from services.gateway.context_cache import ContextCache
 from services.gateway.errors import ApiError
 from services.gateway.sessions import service as sessions
@@ -31,6 +29,14 @@ from .runtime import ChatRuntime
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A question stored while a clinician has paused the model: no answer is generated."""
+
+    session_id: uuid.UUID
+    user_message_id: int
+
+
 @dataclass(slots=True)
 class Turnaround:
     """An answer in flight, with what is needed to persist its outcome."""
@@ -40,30 +46,6 @@ class Turnaround:
     answer_seq: int
     history: History
     answer: Answer
-
-
-async def _wait_for_lease(
-    db: AsyncSession, session_id: uuid.UUID, s: GatewaySettings, title: str | None
-) -> int:
-    """Posts to one session run one at a time, across gateway replicas. Returns the
-    session's newest message seq."""
-    deadline = asyncio.get_running_loop().time() + s.session_lock_wait_s
-    while True:
-        newest = await sessions.try_lease(
-            db=db, session_id=session_id, lease_s=s.session_lease_s, title=title
-        )
-        if newest is not None:
-            await db.commit()
-            return newest
-        await db.rollback()
-        if asyncio.get_running_loop().time() > deadline:
-            raise ApiError(
-                409,
-                "session_busy",
-                "another message of this session is still being answered",
-                headers={"Retry-After": "5"},
-            )
-        await asyncio.sleep(0.05)
 
 
 async def _history(
@@ -95,13 +77,13 @@ async def begin_turn(
     session: ChatSession,
     content: str | None,
     max_new_tokens: int | None,
-) -> Turnaround:
-    """Start answering `content` (or, with None, answer the last question again).
+) -> Turnaround | Held:
+    """Start answering `content` (or, with None, answer the last question again); while a
+    clinician has paused the model, store the question for them instead (`Held`).
 
     Raises ApiError with the right status when the engine fails before the first token;
     the question stays stored and the failure is recorded.
     """
-    await flow.guard()
     runtime = flow.runtime
     s = runtime.settings
     new_tokens = min(max_new_tokens or s.max_new_tokens, s.max_new_tokens)
@@ -109,8 +91,13 @@ async def begin_turn(
     # mean IO outside SQLAlchemy's async bridge.
     session_id = session.id
     title = title_from(content) if content and not session.title else None
-    newest_seq = await _wait_for_lease(db, session_id, s, title)
+    newest_seq, paused = await sessions.wait_for_lease(
+        db=db, session_id=session_id, s=s, title=title
+    )
     try:
+        if paused:
+            return await _hold(db, cache, session_id, newest_seq, content)
+        await flow.guard()
         history = await _history(db, cache, session_id, newest_seq)
         if content is None:  # regenerate: forget the last answer, keep its question
             while history and history[-1].role == "assistant":
@@ -190,6 +177,37 @@ async def begin_turn(
             await db.rollback()
             await release(db, session_id)
         raise
+
+
+async def _hold(
+    db: AsyncSession,
+    cache: ContextCache,
+    session_id: uuid.UUID,
+    newest_seq: int,
+    content: str | None,
+) -> Held:
+    if content is None:
+        raise ApiError(
+            409,
+            "model_paused",
+            "a clinician is handling this conversation: the model is paused until the"
+            " hand-off ends",
+        )
+    user_id = (
+        await db.execute(
+            insert(Message)
+            .values(session_id=session_id, seq=newest_seq + 1, role="user", content=content)
+            .returning(Message.id)
+        )
+    ).scalar_one()
+    await db.execute(
+        update(ChatSession)
+        .where(ChatSession.id == session_id)
+        .values(busy_until=None, updated_at=utcnow())
+    )
+    await db.commit()
+    await cache.drop(session_id)  # rebuilt from Postgres on the next turn
+    return Held(session_id, user_id)
 
 
 async def finish_turn(

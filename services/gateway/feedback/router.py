@@ -11,6 +11,8 @@ from fastapi import APIRouter
 from services.core.db import utcnow
 from services.gateway.audit.dependencies import Audit
 from services.gateway.auth.dependencies import AdminPrincipal, CurrentPrincipal
+from services.gateway.cases.dependencies import Escalate
+from services.gateway.cases.escalation import Trigger
 from services.gateway.db import Db
 from services.gateway.deps import Files
 from services.gateway.errors import ApiError
@@ -28,8 +30,14 @@ router = APIRouter(tags=["feedback"])
 
 @router.post("/api/sessions/{session_id}/messages/{message_id}/feedback", status_code=204)
 async def rate_answer(
-    message_id: int, body: FeedbackIn, session: OwnedSession, principal: CurrentPrincipal, db: Db
+    message_id: int,
+    body: FeedbackIn,
+    session: OwnedSession,
+    principal: CurrentPrincipal,
+    db: Db,
+    escalate: Escalate,
 ) -> None:
+    """Rate an answer. An unhelpful rating sends the session to the clinicians."""
     await service.rate_answer(
         db=db,
         session_id=session.id,
@@ -39,6 +47,14 @@ async def rate_answer(
         comment=body.comment,
     )
     await db.commit()
+    if not body.helpful:
+        await escalate.open(
+            db=db,
+            session_id=session.id,
+            patient_id=session.user_id,
+            trigger=Trigger("unhelpful"),
+            message_id=message_id,
+        )
 
 
 @router.put("/api/auth/me/consent", status_code=204)

@@ -13,7 +13,6 @@ from services.store.tables.sessions import ChatSession
 from . import service
 from .dependencies import OwnedSession
 from .schemas import (
-    MessageOut,
     SessionCreate,
     SessionDetail,
     SessionOut,
@@ -59,7 +58,7 @@ async def session_detail(session: ChatSession, db: Db) -> SessionDetail:
     messages = await service.messages_of(db=db, session_id=session.id)
     return SessionDetail(
         **session_out(session).model_dump(),
-        messages=[MessageOut.model_validate(m, from_attributes=True) for m in messages],
+        messages=await service.messages_out(db=db, messages=messages),
     )
 
 

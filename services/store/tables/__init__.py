@@ -7,6 +7,7 @@ from services.core.db import Base
 from .access import AccessGrant
 from .audit import AuditEvent
 from .auth import ApiKey, LoginSession, User
+from .cases import Case, MessageReview, Webhook, WebhookDelivery
 from .evals import EvalCase, EvalRun
 from .feedback import Feedback
 from .files import StoredFile
@@ -20,6 +21,7 @@ __all__ = [
     "AccessGrant",
     "ApiKey",
     "AuditEvent",
+    "Case",
     "ChatSession",
     "EvalCase",
     "EvalRun",
@@ -29,8 +31,11 @@ __all__ = [
     "FineTuneJob",
     "LoginSession",
     "Message",
+    "MessageReview",
     "ServingChoice",
     "StoredFile",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "metadata",
 ]

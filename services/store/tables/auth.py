@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.core.db import Base, utcnow
 
-UserRole = Literal["patient", "integrator", "admin"]
+UserRole = Literal["patient", "clinician", "integrator", "admin"]
 
 
 class User(Base):
@@ -26,6 +26,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Consent, given in the UI, to rated conversations becoming (redacted) training data.
     training_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How a clinician's replies are signed in the patient's chat ("Dr. Li", "主治医师").
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(String(100))
 
 
 class ApiKey(Base):

@@ -1,0 +1,1 @@
+"""Webhooks: a hospital system hears that a case opened, signed and retried."""
