@@ -64,6 +64,7 @@ from services.store import apikeys
 from services.store.files.storage import FileStore, new_file_id
 from services.store.tables.access import AccessGrant
 from services.store.tables.auth import User
+from services.store.tables.cases import Case
 from services.store.tables.feedback import Feedback
 from services.store.tables.sessions import ChatSession, Message
 from tests.support.servers import serve, temporary_database
@@ -84,7 +85,7 @@ ACTORS: tuple[Actor, ...] = (
 )
 LOGGED_IN: frozenset[Actor] = frozenset(ACTORS[1:])
 
-Rule = Literal["public", "any", "key", "admin", "owner", "grant"]
+Rule = Literal["public", "any", "key", "admin", "owner", "grant", "clinician"]
 OK: Literal["ok"] = "ok"  # any 2xx
 Expect = int | Literal["ok"]
 
@@ -125,6 +126,16 @@ RULES: dict[Rule, dict[Actor, Expect]] = {
         "integrator": 404,
         "admin_key": 404,
         "admin_cookie": 404,
+    },
+    "clinician": {  # clinicians and admins (cases/dependencies.py); none of the actors is a
+        # clinician: tests/gateway/cases holds the clinicians' own matrix
+        "none": 401,
+        "guest": 403,
+        "patient_a": 403,
+        "patient_b": 403,
+        "integrator": 403,
+        "admin_key": OK,
+        "admin_cookie": OK,
     },
     "grant": {
         "none": 401,
@@ -265,6 +276,7 @@ class World:
     file_id: str = ""
     job_id: str = ""
     run_id: str = ""
+    case_id: str = ""
 
     # Fresh actors and objects.
 
@@ -367,6 +379,26 @@ class World:
 
         return self.store.run(make)
 
+    def new_case_id(self) -> str:
+        """An open case on a new answered session of patient_b's (patient_a's session must
+        stay as other cells expect it)."""
+
+        async def make(db: AsyncSession) -> str:
+            session_id, _ = await _answered_session(db, uuid.UUID(self.actors["patient_b"].user_id))
+            now = utcnow()
+            case = Case(
+                session_id=session_id,
+                patient_id=uuid.UUID(self.actors["patient_b"].user_id),
+                reason="admin",
+                state="open",
+                due_at=now + timedelta(hours=1),
+            )
+            db.add(case)
+            await db.flush()
+            return str(case.id)
+
+        return self.store.run(make)
+
     @property
     def patient_a(self) -> Owner:
         assert self.owner is not None
@@ -392,11 +424,19 @@ class World:
         self.file_id = self.new_file_id()
         self.job_id = self.new_job_id()
         self.run_id = self.new_run_id()
+        self.case_id = self.new_case_id()
 
     # Calls.
 
     def call(
-        self, method: str, path: str, creds: Creds, *, csrf: bool = True, **kw: Any
+        self,
+        method: str,
+        path: str,
+        creds: Creds,
+        *,
+        csrf: bool = True,
+        stream: bool = False,
+        **kw: Any,
     ) -> httpx.Response:
         headers = {"X-Forwarded-For": self.ip}
         if creds.key:
@@ -406,6 +446,9 @@ class World:
         if csrf and creds.csrf and method != "GET":
             headers["X-CSRF-Token"] = creds.csrf
         try:
+            if stream:
+                with self.client.stream(method, path, headers=headers, **kw) as response:
+                    return response
             return self.client.request(method, path, headers=headers, **kw)
         finally:
             # Answers that set cookies (login, signup, guest) must not leak into later calls.
@@ -440,6 +483,8 @@ class Route:
     fresh: frozenset[Actor] = frozenset()
     # The call uses up patient_a's session: each cell gets a fresh patient_a and session.
     fresh_owner: bool = False
+    # A stream that stays open (SSE): the status is read from the headers, then it is closed.
+    stream: bool = False
     # The cookie actor for the CSRF test where the rule does not name one (public routes
     # that still look at a cookie).
     csrf_actor: Actor | None = None
@@ -463,6 +508,14 @@ def _job(c: Cell) -> dict[str, Any]:
 
 def _run(c: Cell) -> dict[str, Any]:
     return {"run_id": c.world.run_id}
+
+
+def _case(c: Cell) -> dict[str, Any]:
+    return {"case_id": c.world.case_id}
+
+
+def _fresh_case(c: Cell) -> dict[str, Any]:
+    return {"case_id": c.world.new_case_id()}
 
 
 def _json(value: Any) -> Callable[[Cell], dict[str, Any]]:
@@ -500,6 +553,16 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("PUT", "/api/auth/me/consent"): Route("any", body=_json({"consent": True})),
     # Users and keys (auth/router.py, admin_router).
     ("GET", "/api/admin/users"): Route("admin"),
+    ("POST", "/api/admin/clinicians"): Route(
+        "admin",
+        body=lambda _: {
+            "json": {
+                "email": f"matrix-dr-{uuid.uuid4().hex[:12]}@example.org",
+                "password": PASSWORD,
+                "display_name": "矩阵医生",
+            }
+        },
+    ),
     # patient_b stays a patient: the call changes nothing, whoever makes it.
     ("PATCH", "/api/admin/users/{user_id}"): Route(
         "admin",
@@ -565,6 +628,31 @@ ROUTES: dict[tuple[str, str], Route] = {
         fresh_owner=True,
     ),
     ("POST", "/api/sessions/{session_id}/stop"): Route("owner", params=_session),
+    # The patient's side of a hand-off (cases/patient_router.py). Asking opens a case on
+    # patient_a's session; ending closes it: both leave the session usable by other cells.
+    ("POST", "/api/sessions/{session_id}/handoff"): Route("owner", params=_session),
+    ("GET", "/api/sessions/{session_id}/handoff"): Route("owner", params=_session),
+    ("DELETE", "/api/sessions/{session_id}/handoff"): Route("owner", params=_session),
+    ("GET", "/api/sessions/{session_id}/events"): Route("owner", params=_session, stream=True),
+    # Cases (cases/router.py): clinicians and admins. Actions on a case that only its
+    # claiming clinician may take are a 409 case_not_claimed for an admin who did not claim
+    # it: past the access check. Claiming and closing use a case up: a fresh one per cell.
+    ("GET", "/api/cases"): Route("clinician"),
+    ("POST", "/api/cases"): Route(
+        "admin", body=lambda c: {"json": {"session_id": c.owner.session_id}}
+    ),
+    ("GET", "/api/cases/{case_id}"): Route("clinician", params=_case),
+    ("POST", "/api/cases/{case_id}/claim"): Route(
+        "clinician", params=_fresh_case, body=_json({"pause_model": False})
+    ),
+    ("POST", "/api/cases/{case_id}/pause"): Route(
+        "clinician", params=_case, body=_json({"paused": True}), allowed=409
+    ),
+    ("POST", "/api/cases/{case_id}/messages"): Route(
+        "clinician", params=_case, body=_json({"content": "matrix"}), allowed=409
+    ),
+    ("POST", "/api/cases/{case_id}/close"): Route("clinician", params=_fresh_case),
+    ("POST", "/api/cases/{case_id}/summary"): Route("clinician", params=_case),
     # The OpenAI-compatible API (openai_api/router.py): models for any caller (the console
     # lists them with its cookie), completions for API keys only.
     ("GET", "/v1/models"): Route("any"),
@@ -638,6 +726,7 @@ def csrf_actor(route: Route) -> Actor | None:
         "owner": "patient_a",
         "admin": "admin_cookie",
         "grant": "admin_cookie",
+        "clinician": "admin_cookie",
         "key": "admin_cookie",
     }
     return by_rule.get(route.rule)
@@ -671,7 +760,7 @@ def run_cell(
         creds = world.actors[actor]
     cell = Cell(world, owner)
     path = template.format(**route.params(cell))
-    return world.call(method, path, creds, csrf=csrf, **route.body(cell))
+    return world.call(method, path, creds, csrf=csrf, stream=route.stream, **route.body(cell))
 
 
 # --- Fixtures ----------------------------------------------------------------------------
