@@ -7,7 +7,7 @@ import contextlib
 import logging
 import uuid
 
-from services.core.chatformat import ChatFormat, prompt_budget
+from services.core.chatformat import ChatFormat, FormatError, prompt_budget
 from services.gateway.config import GatewaySettings
 from services.gateway.engine import (
     EngineClient,
@@ -75,7 +75,16 @@ class ChatRuntime:
         s = self.settings
         max_total = (self._info and self._info.max_total_tokens) or s.engine_max_total_tokens
         max_input = (self._info and self._info.max_input_tokens) or s.engine_max_input_tokens
-        return prompt_budget(max_total, max_new_tokens, max_input)
+        try:
+            return prompt_budget(max_total, max_new_tokens, max_input)
+        except FormatError as exc:  # a client's max_tokens, or MEDCHAT_MAX_NEW_TOKENS, too big
+            raise ApiError(
+                400,
+                "max_new_tokens_too_large",
+                f"{exc}: ask for fewer new tokens (max_tokens), or set MEDCHAT_MAX_NEW_TOKENS"
+                f" below the engine's context of {max_total} tokens",
+                "max_new_tokens",
+            ) from exc
 
     def params(
         self,

@@ -44,3 +44,20 @@ def test_patient_limit(gateway_settings: GatewaySettings, engine: EmulatorHandle
             ).status_code
             == 200
         )
+
+
+def test_answers_longer_than_the_engine_s_context_are_a_clear_400(
+    gateway_settings: GatewaySettings, engine: EmulatorHandle
+) -> None:
+    """An engine context (the emulator's 4096) no larger than the answer length the gateway
+    asks for leaves no room for a prompt: a 400 naming the setting, never a 500."""
+    settings = gateway_settings.model_copy(update={"max_new_tokens": 4096})
+    with serve(create_app(settings)) as url:
+        client = httpx.Client(base_url=url, timeout=30)
+        p = Patient(client, client.post("/api/auth/guest").json()["csrf_token"])
+        sid = p.post("/api/sessions", json={}).json()["id"]
+        r = p.post(f"/api/sessions/{sid}/messages", json={"content": "头痛", "stream": False})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == "max_new_tokens_too_large"
+        assert "MEDCHAT_MAX_NEW_TOKENS" in error["message"] and "4096" in error["message"]
