@@ -91,7 +91,10 @@ def apikey() -> None:
 @apikey.command("create")
 @click.option("--name", required=True, help="Who or what the key is for.")
 @click.option(
-    "--role", type=click.Choice(["integrator", "admin"]), default="integrator", show_default=True
+    "--role",
+    type=click.Choice(["integrator", "clinician", "admin"]),
+    default="integrator",
+    show_default=True,
 )
 @database_option
 @data_dir_option
