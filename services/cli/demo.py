@@ -29,6 +29,7 @@ DEFAULT_CACHE = Path("var/demo")
 MODEL_NAME = "disc-medchat-demo"  # the directory name is the model's id everywhere
 STAMP = "medchat-demo.json"
 ADMIN_EMAIL = "admin@demo.local"
+CLINICIAN_EMAIL = "clinician@demo.local"  # the same password as the admin's, for the console
 
 # Sized to train in under two minutes on two CPU cores (seen: 8 epochs in 45 s, loss 8.0 →
 # 5.6; 16 epochs give Chinese that reads like a consultation and still fit the budget).
@@ -148,7 +149,8 @@ def _follow(proc: subprocess.Popen[bytes], progress_file: Path, out: Console) ->
 
 def create_admin(database_url: str) -> tuple[str, str, str]:
     """The demo's admin: a console login with a fresh password and an admin API key, both
-    new at every start (earlier demo keys are revoked). Returns email, password, key."""
+    new at every start (earlier demo keys are revoked), and a clinician with the same password
+    for the clinician console. Returns the admin's email, the password, the key."""
     from sqlalchemy import select, update
 
     from services.core.db import utcnow
@@ -171,6 +173,13 @@ def create_admin(database_url: str) -> tuple[str, str, str]:
                     user = User(email=ADMIN_EMAIL, role="admin")
                     db.add(user)
                 user.role, user.password_hash = "admin", hash_password(password)
+                clinician = (
+                    await db.execute(select(User).where(User.email == CLINICIAN_EMAIL))
+                ).scalar_one_or_none() or User(
+                    email=CLINICIAN_EMAIL, display_name="演示医生 Demo Clinician"
+                )
+                clinician.role, clinician.password_hash = "clinician", user.password_hash
+                db.add(clinician)
                 await db.flush()
                 await db.execute(
                     update(ApiKey)
@@ -209,6 +218,7 @@ def banner(base: str, email: str, password: str, key: str) -> str:
         "[bold green]DISC-MedChat demo is up[/bold green]\n"
         f"  patient chat  {base}/\n"
         f"  admin console {base}/admin   sign in as {email} / {password}\n"
+        f"  clinicians    {base}/clinician   sign in as {CLINICIAN_EMAIL} / {password}\n"
         f"  API key       {key}   (admin; new at every start)\n"
         f"  curl          curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {key}'"
         f" -H 'Content-Type: application/json' -d '{body}'\n"

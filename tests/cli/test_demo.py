@@ -138,6 +138,19 @@ def test_the_printed_admin_login_opens_the_console(demo: Demo) -> None:
         assert client.get("/api/admin/users").status_code == 200
 
 
+def test_the_printed_clinician_login_opens_the_case_queue(demo: Demo) -> None:
+    found = re.search(
+        r"clinicians\s+\S+/clinician\s+sign in as (\S+) / (\S+)", demo.log.read_text()
+    )
+    assert found, demo.log.read_text()[-2000:]
+    with httpx.Client(base_url=demo.base) as client:
+        r = client.post("/api/auth/login", json={"email": found[1], "password": found[2]})
+        assert r.status_code == 200, r.text
+        assert client.get("/api/auth/me").json()["role"] == "clinician"
+        assert client.get("/api/cases").status_code == 200
+        assert client.get("/api/admin/users").status_code == 403
+
+
 def test_the_sdk_fine_tunes_the_listed_model_and_chats_with_the_result(demo: Demo) -> None:
     """What the OpenAI docs show, unchanged: the id /v1/models lists is the id to fine-tune."""
     client = openai.OpenAI(base_url=f"{demo.base}/v1", api_key=demo.key, max_retries=0)
