@@ -49,10 +49,16 @@ async def _out(db: Db, case: Case, principal: ClinicianPrincipal) -> CaseOut:
     return (await service.cases_out(db=db, cases=[case], principal=principal))[0]
 
 
-async def _tell(db: Db, redis: RedisClient, case: Case) -> None:
+async def _done(
+    action: str, case: Case, principal: ClinicianPrincipal, trail: Audit, db: Db, redis: RedisClient
+) -> CaseOut:
+    """Audit and commit an action on a case, tell the patient's open chat, answer the case."""
+    trail(action, target_type="case", target_id=case.id, subject_id=case.patient_id, by=principal)
+    await db.commit()
     await live.tell_patient(
         redis, case.session_id, "handoff", await service.handoff_of(db=db, case=case)
     )
+    return await _out(db, case, principal)
 
 
 @router.get("", responses=error_responses(401, 403))
@@ -133,16 +139,7 @@ async def claim_case(
 ) -> CaseOut:
     """Take an open case; by default the model stops answering the session meanwhile."""
     await service.claim(db=db, case=case, principal=principal, pause=body.pause_model)
-    trail(
-        "case.claim",
-        target_type="case",
-        target_id=case.id,
-        subject_id=case.patient_id,
-        by=principal,
-    )
-    await db.commit()
-    await _tell(db, redis, case)
-    return await _out(db, case, principal)
+    return await _done("case.claim", case, principal, trail, db, redis)
 
 
 @router.post("/{case_id}/pause", responses=_ERRORS)
@@ -157,10 +154,7 @@ async def pause_model(
     """Pause or resume the model for the session of a case the caller holds."""
     await service.set_paused(db=db, case=case, principal=principal, paused=body.paused)
     action = "case.pause" if body.paused else "case.resume"
-    trail(action, target_type="case", target_id=case.id, subject_id=case.patient_id, by=principal)
-    await db.commit()
-    await _tell(db, redis, case)
-    return await _out(db, case, principal)
+    return await _done(action, case, principal, trail, db, redis)
 
 
 @router.post("/{case_id}/messages", status_code=201, responses=_ERRORS)
@@ -190,7 +184,9 @@ async def reply(
     await db.refresh(case)
     out = (await sessions.messages_out(db=db, messages=[message]))[0]
     await live.tell_patient(redis, case.session_id, "message", out)
-    await _tell(db, redis, case)
+    await live.tell_patient(
+        redis, case.session_id, "handoff", await service.handoff_of(db=db, case=case)
+    )
     return out
 
 
@@ -202,16 +198,7 @@ async def close_case(
     if not principal.is_admin:
         service.must_hold(case, principal)
     await service.close(db=db, case=case, by="admin" if principal.is_admin else "clinician")
-    trail(
-        "case.close",
-        target_type="case",
-        target_id=case.id,
-        subject_id=case.patient_id,
-        by=principal,
-    )
-    await db.commit()
-    await _tell(db, redis, case)
-    return await _out(db, case, principal)
+    return await _done("case.close", case, principal, trail, db, redis)
 
 
 @router.post("/{case_id}/summary", responses=error_responses(401, 403, 404, 409, 502, 503, 504))
