@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.core.probe_record import NEVER_RUN, describe, read_record
+from services.core.settings import consultation_retention_warning
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -267,6 +268,20 @@ def check_probe(record_path: Path) -> list[Check]:
     return [Check("engine probe", status, detail)]
 
 
+def check_retention(env: dict[str, str]) -> list[Check]:
+    """Consultation records' retention (MEDCHAT_CONSULTATION_RETENTION_DAYS, else the older
+    MEDCHAT_RETENTION_DAYS): a warning under 3 years, never a failure (README, Retention)."""
+    for key in ("MEDCHAT_CONSULTATION_RETENTION_DAYS", "MEDCHAT_RETENTION_DAYS"):
+        raw = env.get(key, "").strip()
+        if not raw:
+            continue
+        if not raw.isdigit():
+            return [Check("retention", "fail", f"{key}={raw!r} is not a whole number of days")]
+        warning = consultation_retention_warning(int(raw))
+        return [Check("retention", "warn" if warning else "ok", warning or f"{key}={raw}")]
+    return [Check("retention", "ok", "consultation records kept until deleted (no retention)")]
+
+
 def run_checks(env_file: Path, docker_root: Path, probe_record: Path | None = None) -> list[Check]:
     if not env_file.is_file():
         return [
@@ -280,6 +295,7 @@ def run_checks(env_file: Path, docker_root: Path, probe_record: Path | None = No
         *check_gpu(env),
         *check_disk(env, docker_root),
         *check_ports(env),
+        *check_retention(env),
         *check_tools(),
         *check_probe(probe_record or default_probe_record()),
     ]

@@ -3,11 +3,35 @@ Each service extends this with its own class; nothing else reads the environment
 
 from __future__ import annotations
 
+import logging
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+# Mainland China's internet-diagnosis supervision rules keep consultation records at least
+# 3 years: a shorter consultation retention is allowed (other jurisdictions) but warned about.
+CONSULTATION_MIN_DAYS = 3 * 365
+
+
+def consultation_retention_warning(days: int | None) -> str | None:
+    """The warning for a consultation retention shorter than CONSULTATION_MIN_DAYS, or None."""
+    if days is None or days >= CONSULTATION_MIN_DAYS:
+        return None
+    return (
+        f"consultation retention is {days} days, under {CONSULTATION_MIN_DAYS} (3 years): "
+        "where mainland China's internet-diagnosis rules apply, consultation records are "
+        "kept at least 3 years (README, Retention)"
+    )
+
+
+@cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 class PlatformSettings(BaseSettings):
@@ -35,11 +59,18 @@ class PlatformSettings(BaseSettings):
     # The conversation format of the served model, and of base models whose registry entry
     # does not name one.
     profile: str = "disc-medllm"
-    # Retention (None: keep): conversations untouched for this many days are deleted; guests'
-    # conversations (and the guest) this many hours after their last activity; uploaded
-    # files after this many days. Enforced by the worker every retention_interval_s.
+    # Retention, three classes (None: keep), enforced by the worker every retention_interval_s;
+    # a session under a legal hold is never deleted (README, "Retention"):
+    # - consultation records: conversations untouched for this many days (guests' too, where
+    #   the guest class has not taken them first). Below CONSULTATION_MIN_DAYS start-up and
+    #   `medchat doctor` warn: mainland China's internet-diagnosis rules keep them 3 years.
+    consultation_retention_days: int | None = None
+    # The same class under its earlier name (MEDCHAT_RETENTION_DAYS), read when
+    # consultation_retention_days is unset. Deprecated.
     retention_days: int | None = None
+    # - guest chats: the guest and their conversations, this many hours after last activity;
     guest_retention_hours: int | None = None
+    # - files: uploaded files (fine-tune datasets), this many days after the upload.
     file_retention_days: int | None = None
     retention_interval_s: int = 3600
     # A fine-tune whose worker died resumes from its last checkpoint (else it fails).
@@ -50,6 +81,21 @@ class PlatformSettings(BaseSettings):
         if self.files_backend == "s3" and not self.s3_bucket:
             raise ValueError("MEDCHAT_FILES_BACKEND=s3 needs MEDCHAT_S3_BUCKET")
         return self
+
+    @model_validator(mode="after")
+    def _warn_on_short_consultation_retention(self) -> PlatformSettings:
+        # One log line per process (settings are built once per service), never an error.
+        if warning := consultation_retention_warning(self.consultation_days):
+            _warn_once(warning)
+        return self
+
+    @property
+    def consultation_days(self) -> int | None:
+        """The consultation records' retention: consultation_retention_days, else the
+        deprecated retention_days."""
+        if self.consultation_retention_days is not None:
+            return self.consultation_retention_days
+        return self.retention_days
 
     @property
     def celery_broker(self) -> str:

@@ -57,11 +57,13 @@ from .openai_api.router import router as openai_router
 from .openai_api.usage import UsageRecorder
 from .privacy.router import router as privacy_router
 from .ratelimit import response_headers as ratelimit_headers
+from .reviews.router import router as reviews_router
 from .serving.compatibility import default_served
 from .serving.keeper import AdapterKeeper
 from .serving.router import router as serving_router
 from .serving.state import ServingState
 from .sessions.router import router as sessions_router
+from .webhooks.router import router as webhooks_router
 from .webui import mount_webui
 
 log = logging.getLogger(__name__)
@@ -194,6 +196,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(chat_router)
     app.include_router(handoff_router)
     app.include_router(cases_router)
+    app.include_router(reviews_router)
+    app.include_router(webhooks_router)
     app.include_router(openai_router)
     app.include_router(files_router)
     app.include_router(finetune_router)

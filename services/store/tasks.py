@@ -23,6 +23,7 @@ TRAIN_TASK = "medchat.train_job"
 REPORT_TASK = "medchat.file_report"  # token statistics of an uploaded file, for the console
 RETENTION_TASK = "medchat.retention"  # periodic (Celery beat): deletes what is due
 EVAL_TASK = "medchat.eval_run"  # a dialogue-evaluation run (network-bound: any worker)
+WEBHOOK_TASK = "medchat.webhook_delivery"  # one signed POST to an integrator (any worker)
 
 
 def create_celery(broker: str, visibility_timeout_s: int = 7 * 24 * 3600) -> Celery:
@@ -40,6 +41,7 @@ def create_celery(broker: str, visibility_timeout_s: int = 7 * 24 * 3600) -> Cel
             REPORT_TASK: {"queue": VALIDATE_QUEUE},
             RETENTION_TASK: {"queue": VALIDATE_QUEUE},
             EVAL_TASK: {"queue": VALIDATE_QUEUE},
+            WEBHOOK_TASK: {"queue": VALIDATE_QUEUE},
             TRAIN_TASK: {"queue": TRAIN_QUEUE},
         },
         task_ignore_result=True,  # job state lives in Postgres
@@ -76,3 +78,6 @@ class TaskQueue:
 
     async def eval_run(self, run_id: str) -> None:
         await self.send(EVAL_TASK, run_id)
+
+    async def webhook_delivery(self, delivery_id: str) -> None:
+        await self.send(WEBHOOK_TASK, delivery_id)

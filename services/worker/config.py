@@ -33,6 +33,14 @@ class WorkerSettings(PlatformSettings):
     k8s_gpus_per_node: int = 1
     k8s_nodes: int = 2  # a PyTorchJob's node count (master + workers)
 
+    # Webhooks (a hospital system hears that a case opened): how long one POST may take, how
+    # many attempts a delivery gets, and the wait before the second attempt (doubled after
+    # each failure, up to the cap). The defaults spread 8 attempts over about an hour.
+    webhook_timeout_s: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_s: float = 30.0
+    webhook_backoff_max_s: float = 3600.0
+
 
 @lru_cache
 def get_worker_settings() -> WorkerSettings:

@@ -6,13 +6,20 @@ import asyncio
 import logging
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.signals import worker_ready
 
 from services.core.db import utcnow
 from services.eval.config import get_eval_settings
 from services.store import jobs
-from services.store.tasks import EVAL_TASK, REPORT_TASK, RETENTION_TASK, TRAIN_TASK, VALIDATE_TASK
+from services.store.tasks import (
+    EVAL_TASK,
+    REPORT_TASK,
+    RETENTION_TASK,
+    TRAIN_TASK,
+    VALIDATE_TASK,
+    WEBHOOK_TASK,
+)
 
 from .config import get_worker_settings
 from .db import sessions, task_engine
@@ -20,6 +27,7 @@ from .evaluation import eval_run
 from .retention import enforce_retention
 from .training import train_job
 from .validation import file_report, validate_job
+from .webhooks import deliver
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,15 @@ def evaluate(run_id: str) -> None:
 @shared_task(name=RETENTION_TASK)
 def retention() -> None:
     asyncio.run(enforce_retention(get_worker_settings(), utcnow()))
+
+
+# Attempts are counted on the delivery's row (services/worker/webhooks.py decides when to stop),
+# so Celery itself retries without a limit.
+@shared_task(name=WEBHOOK_TASK, bind=True, max_retries=None)
+def webhook_delivery(self: Task, delivery_id: str) -> None:
+    retry_in = asyncio.run(deliver(delivery_id, get_worker_settings()))
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
 
 
 async def _reap() -> list[str]:

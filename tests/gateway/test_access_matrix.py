@@ -60,11 +60,12 @@ from services.gateway.db import make_engine, make_sessionmaker
 from services.gateway.files import service as files_service
 from services.gateway.finetune import service as finetune_service
 from services.gateway.finetune.schemas import JobCreate
+from services.gateway.webhooks import service as webhooks_service
 from services.store import apikeys
 from services.store.files.storage import FileStore, new_file_id
 from services.store.tables.access import AccessGrant
 from services.store.tables.auth import User
-from services.store.tables.cases import Case
+from services.store.tables.cases import Case, MessageReview
 from services.store.tables.feedback import Feedback
 from services.store.tables.sessions import ChatSession, Message
 from tests.support.servers import serve, temporary_database
@@ -277,6 +278,7 @@ class World:
     job_id: str = ""
     run_id: str = ""
     case_id: str = ""
+    case_answer_id: int = 0  # the model's answer in the case's session
 
     # Fresh actors and objects.
 
@@ -297,11 +299,12 @@ class World:
             user_id, email = await _user(db, password=password)
             creds = await _login(db, user_id)
             session_id, answer_id = await _answered_session(db, user_id)
-            if consent:  # consented, and the answer rated helpful: a dataset can be made
+            if consent:  # consented, the answer rated helpful and reviewed: datasets can be made
                 user = await db.get(User, user_id)
                 assert user is not None
                 user.training_consent_at = utcnow()
                 db.add(Feedback(message_id=answer_id, user_id=user_id, helpful=True))
+                db.add(MessageReview(message_id=answer_id, verdict="correct"))
             return Owner(creds, email, str(session_id), answer_id)
 
         return self.store.run(make)
@@ -380,11 +383,16 @@ class World:
         return self.store.run(make)
 
     def new_case_id(self) -> str:
-        """An open case on a new answered session of patient_b's (patient_a's session must
-        stay as other cells expect it)."""
+        return self.new_case()[0]
 
-        async def make(db: AsyncSession) -> str:
-            session_id, _ = await _answered_session(db, uuid.UUID(self.actors["patient_b"].user_id))
+    def new_case(self) -> tuple[str, int]:
+        """An open case on a new answered session of patient_b's (patient_a's session must
+        stay as other cells expect it), and the answer in it."""
+
+        async def make(db: AsyncSession) -> tuple[str, int]:
+            session_id, answer_id = await _answered_session(
+                db, uuid.UUID(self.actors["patient_b"].user_id)
+            )
             now = utcnow()
             case = Case(
                 session_id=session_id,
@@ -395,7 +403,21 @@ class World:
             )
             db.add(case)
             await db.flush()
-            return str(case.id)
+            return str(case.id), answer_id
+
+        return self.store.run(make)
+
+    def new_webhook_id(self) -> str:
+        """An active webhook, as POST /api/admin/webhooks creates it (no worker ever sends
+        to it: the module's broker is in memory)."""
+
+        async def make(db: AsyncSession) -> str:
+            webhook = await webhooks_service.create_webhook(
+                db=db,
+                url="https://his.hospital.example/matrix",
+                created_by=uuid.UUID(self.setup_admin.user_id),
+            )
+            return str(webhook.id)
 
         return self.store.run(make)
 
@@ -424,7 +446,7 @@ class World:
         self.file_id = self.new_file_id()
         self.job_id = self.new_job_id()
         self.run_id = self.new_run_id()
-        self.case_id = self.new_case_id()
+        self.case_id, self.case_answer_id = self.new_case()
 
     # Calls.
 
@@ -518,6 +540,10 @@ def _fresh_case(c: Cell) -> dict[str, Any]:
     return {"case_id": c.world.new_case_id()}
 
 
+def _fresh_webhook(c: Cell) -> dict[str, Any]:
+    return {"webhook_id": c.world.new_webhook_id()}
+
+
 def _json(value: Any) -> Callable[[Cell], dict[str, Any]]:
     return lambda _: {"json": value}
 
@@ -597,6 +623,15 @@ ROUTES: dict[tuple[str, str], Route] = {
         "grant", params=lambda c: _patient(c) | _session(c)
     ),
     ("GET", "/api/admin/audit"): Route("admin"),
+    # Legal holds (privacy/router.py): admins, with no grant (holding needs no read). A hold
+    # would keep patient_a's session from the cells that delete it: a fresh session per cell.
+    ("PUT", "/api/admin/sessions/{session_id}/legal-hold"): Route(
+        "admin",
+        params=_session,
+        body=_json({"reason": "access matrix: who may hold a session"}),
+        fresh_owner=True,
+    ),
+    ("DELETE", "/api/admin/sessions/{session_id}/legal-hold"): Route("admin", params=_session),
     # Feedback and datasets (feedback/router.py). patient_a has consented and rated the
     # answer helpful, so an admin gets a dataset (201).
     ("POST", "/api/sessions/{session_id}/messages/{message_id}/feedback"): Route(
@@ -653,6 +688,24 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("POST", "/api/cases/{case_id}/close"): Route("clinician", params=_fresh_case),
     ("POST", "/api/cases/{case_id}/summary"): Route("clinician", params=_case),
+    # Reviews of AI answers (reviews/router.py): the clinician holding the case, or an admin
+    # (who needs no claim). Reviewing again replaces the verdict: the module's case serves.
+    ("POST", "/api/cases/{case_id}/reviews"): Route(
+        "clinician",
+        params=_case,
+        body=lambda c: {"json": {"message_id": c.world.case_answer_id, "verdict": "correct"}},
+    ),
+    ("GET", "/api/admin/reviews/stats"): Route("admin"),
+    # patient_a's reviewed answer (consented) makes a dataset: 201.
+    ("POST", "/api/admin/datasets/from-reviews"): Route("admin", body=_json({})),
+    # Webhooks for hospital systems (webhooks/router.py): admins only. Disabling uses a
+    # webhook up: a fresh one per cell (and per deliveries read, for symmetry).
+    ("POST", "/api/admin/webhooks"): Route(
+        "admin", body=_json({"url": "https://his.hospital.example/matrix"})
+    ),
+    ("GET", "/api/admin/webhooks"): Route("admin"),
+    ("DELETE", "/api/admin/webhooks/{webhook_id}"): Route("admin", params=_fresh_webhook),
+    ("GET", "/api/admin/webhooks/{webhook_id}/deliveries"): Route("admin", params=_fresh_webhook),
     # The OpenAI-compatible API (openai_api/router.py): models for any caller (the console
     # lists them with its cookie), completions for API keys only.
     ("GET", "/v1/models"): Route("any"),

@@ -1,5 +1,5 @@
 """Retention deletes exactly what is due (clock moved forward), in Postgres, Redis and the file
-store, and audits the pass without content."""
+store, and audits the pass without content; a session under a legal hold is never deleted."""
 
 from __future__ import annotations
 
@@ -110,6 +110,70 @@ def test_retention_deletes_what_is_due_and_nothing_else(
     deleted_ids = {s for e in passes for s in e["details"]["session_ids"]}
     assert {member_sid, guest_sid} <= deleted_ids
     assert all("头晕" not in str(e) and "咳嗽" not in str(e) for e in passes)
-    assert first == {"sessions": 0, "guests": 0, "files": 0}
+    assert first == {"sessions": 0, "guests": 0, "files": 0, "held": 0}
     member.close()
     admin.close()
+
+
+def test_retention_keeps_held_sessions_and_counts_them(
+    own_gateway: tuple[GatewaySettings, str],
+) -> None:
+    gateway_settings, gateway_url = own_gateway
+    admin = httpx.Client(
+        base_url=gateway_url,
+        headers={"Authorization": f"Bearer {make_key(gateway_settings.database_url, 'admin')}"},
+    )
+    member = httpx.Client(base_url=gateway_url)
+    r = member.post(
+        "/api/auth/signup",
+        json={"phone": f"138{utcnow():%H%M%S%f}"[:11], "password": "long password 2"},
+    )
+    assert r.status_code == 201, r.text
+    member_p = Patient(member, r.json()["csrf_token"])
+    held_sid, free_sid = ask(member_p, "胸闷"), ask(member_p, "失眠")
+    guest_client = httpx.Client(base_url=gateway_url)
+    guest = Patient(guest_client, guest_client.post("/api/auth/guest").json()["csrf_token"])
+    guest_held, guest_free = ask(guest, "发热"), ask(guest, "腹泻")
+    for sid in (held_sid, guest_held):
+        hold = admin.put(
+            f"/api/admin/sessions/{sid}/legal-hold", json={"reason": "dispute 2026-17"}
+        )
+        assert hold.status_code == 200, hold.text
+
+    settings = WorkerSettings(
+        database_url=gateway_settings.database_url,
+        redis_url=REDIS_URL,
+        files_dir=gateway_settings.files_dir,
+        consultation_retention_days=30,
+        guest_retention_hours=24,
+    )
+    now = utcnow()
+    # Forty days on, every session is due by the consultation clock and the guest by theirs:
+    # the unheld sessions go, the held ones stay, and so does the guest who owns one.
+    summary = asyncio.run(enforce_retention(settings, now + timedelta(days=40)))
+    assert summary == {"sessions": 2, "guests": 0, "files": 0, "held": 2}
+    assert member_p.get(f"/api/sessions/{held_sid}").status_code == 200
+    assert member_p.get(f"/api/sessions/{free_sid}").status_code == 404
+    assert guest.get(f"/api/sessions/{guest_held}").status_code == 200
+    assert guest.get(f"/api/sessions/{guest_free}").status_code == 404
+    (entry,) = admin.get("/api/admin/audit", params={"action": "retention"}).json()["data"]
+    details = entry["details"]
+    assert details["held"] == 2 and details["sessions"] == 2
+    assert set(details["held_session_ids"]) == {held_sid, guest_held}
+    assert set(details["session_ids"]) == {free_sid, guest_free}
+
+    # Released, the member's session is due again; the guest's still held.
+    assert admin.delete(f"/api/admin/sessions/{held_sid}/legal-hold").status_code == 200
+    summary = asyncio.run(enforce_retention(settings, now + timedelta(days=40)))
+    assert summary == {"sessions": 1, "guests": 0, "files": 0, "held": 1}
+    assert member_p.get(f"/api/sessions/{held_sid}").status_code == 404
+    # Released too, the guest goes with their last session.
+    assert admin.delete(f"/api/admin/sessions/{guest_held}/legal-hold").status_code == 200
+    summary = asyncio.run(enforce_retention(settings, now + timedelta(days=40)))
+    assert summary == {"sessions": 1, "guests": 1, "files": 0, "held": 0}
+    assert guest.get("/api/auth/me").status_code == 401
+    passes = admin.get("/api/admin/audit", params={"action": "retention"}).json()["data"]
+    assert [e["details"]["held"] for e in passes] == [0, 1, 2]  # newest first
+    assert all(w not in str(passes) for w in ("胸闷", "失眠", "发热", "腹泻", "dispute"))
+    for client in (member, guest_client, admin):
+        client.close()

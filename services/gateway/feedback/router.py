@@ -3,12 +3,8 @@ admins turn consented, rated conversations into a redacted dataset file."""
 
 from __future__ import annotations
 
-import hashlib
-
-import anyio.to_thread
 from fastapi import APIRouter
 
-from services.core.db import utcnow
 from services.gateway.audit.dependencies import Audit
 from services.gateway.auth.dependencies import AdminPrincipal, CurrentPrincipal
 from services.gateway.cases.dependencies import Escalate
@@ -16,11 +12,8 @@ from services.gateway.cases.escalation import Trigger
 from services.gateway.db import Db
 from services.gateway.deps import Files
 from services.gateway.errors import ApiError
-from services.gateway.files import service as files
 from services.gateway.files.schemas import FileObject
-from services.gateway.files.upload import discard_upload
 from services.gateway.sessions.dependencies import OwnedSession
-from services.store.files import new_file_id
 
 from . import service
 from .schemas import ConsentIn, DatasetRequest, FeedbackIn
@@ -80,31 +73,15 @@ async def dataset_from_feedback(
         raise ApiError(
             404, "no_rated_conversations", "no consented conversation has a helpful rating yet"
         )
-    data = ("\n".join(lines) + "\n").encode()
-    file_id = new_file_id()
-    pending = store.begin(file_id)
-    try:
-        await anyio.to_thread.run_sync(pending.write, data)
-        stored = await files.add_file(
-            db=db,
-            file_id=file_id,
-            owner_id=principal.user_id,
-            purpose="fine-tune",
-            filename=f"feedback-{utcnow():%Y%m%d-%H%M%S}.jsonl",
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            rows=len(lines),
-        )
+    async with service.dataset_file(
+        db=db, store=store, owner_id=principal.user_id, name="feedback", lines=lines
+    ) as stored:
         trail(
             "dataset.from_feedback",
             target_type="file",
-            target_id=file_id,
+            target_id=stored.id,
             details={"conversations": len(lines), "redacted": body.redact},
             by=principal,
         )
-        await anyio.to_thread.run_sync(pending.complete)
         await db.commit()
-    except BaseException:
-        await discard_upload(pending)
-        raise
     return FileObject.of(stored)

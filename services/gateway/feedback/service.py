@@ -1,11 +1,22 @@
 """Ratings of answers, training consent, and the redacted dataset built from consented,
-rated conversations. The caller commits."""
+rated conversations. The caller commits.
+
+`dataset_rows` and `dataset_file` are shared by every dataset built from conversations (the
+reviews domain's too): one place decides the row shape, the redaction and how the file is
+stored."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from itertools import takewhile
+from typing import Literal
 
+import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,8 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.core.db import utcnow
 from services.core.privacy import default_redactor
 from services.gateway.errors import ApiError, NotFound
+from services.gateway.files import service as files
+from services.gateway.files.upload import discard_upload
+from services.store.files import FileStore, new_file_id
 from services.store.tables.auth import User
 from services.store.tables.feedback import Feedback
+from services.store.tables.files import StoredFile
 from services.store.tables.sessions import ChatSession, Message
 
 
@@ -93,19 +108,95 @@ async def rated_conversations(*, db: AsyncSession) -> list[tuple[uuid.UUID, list
     return out
 
 
+@dataclass(frozen=True)
+class TrainingTurn:
+    role: str  # user | assistant | clinician (a person, on the assistant's side)
+    content: str
+    trained: bool = True  # False: context only (`"weight": 0`), the model does not learn it
+
+
+def dataset_rows(
+    turns: Iterable[TrainingTurn],
+    *,
+    redact: bool,
+    key: Literal["conversation", "messages"] = "conversation",
+) -> list[str]:
+    """JSONL rows the fine-tune jobs take (DISC-MedLLM `conversation` or OpenAI `messages`)
+    from one conversation, redacted unless asked otherwise; none when nothing trains.
+
+    User and assistant strictly alternate: a clinician's message is an assistant turn, and
+    consecutive turns of one side are merged. A row starts with a question and ends with a
+    trained answer; context-only answers carry `"weight": 0`. A merged answer trains only if
+    every part does, so a trained answer followed by context-only text (a clinician's reply
+    to it) ends a row of its own first, and later rows hold the two merged as context."""
+    groups: list[tuple[str, list[TrainingTurn]]] = []
+    for turn in turns:
+        side = "user" if turn.role == "user" else "assistant"
+        if groups and groups[-1][0] == side:
+            groups[-1][1].append(turn)
+        elif groups or side == "user":
+            groups.append((side, [turn]))
+    redactor = default_redactor() if redact else None
+
+    def text(parts: list[TrainingTurn]) -> str:
+        content = "\n\n".join(p.content for p in parts)
+        return redactor.redact(content) if redactor is not None else content
+
+    rows: list[list[dict[str, object]]] = []
+    current: list[dict[str, object]] = []
+    for side, parts in groups:
+        out: dict[str, object] = {"role": side, "content": text(parts)}
+        if side == "assistant" and not all(p.trained for p in parts):
+            if lead := list(takewhile(lambda p: p.trained, parts)):
+                rows.append([*current, {"role": side, "content": text(lead)}])
+            out["weight"] = 0
+        current.append(out)
+    while current and (current[-1]["role"] != "assistant" or "weight" in current[-1]):
+        current.pop()
+    if current:
+        rows.append(current)
+    return [json.dumps({key: row}, ensure_ascii=False) for row in rows]
+
+
 async def dataset_lines(*, db: AsyncSession, redact: bool) -> list[str]:
     """DISC-MedLLM JSONL rows (`{"conversation": [...]}`) of the rated conversations, each
-    ending with an answer; redacted unless asked otherwise."""
-    redactor = default_redactor()
+    ending with an answer; redacted unless asked otherwise. A clinician's replies are
+    context only: the model must not learn to speak as the doctor."""
     lines = []
     for _, msgs in await rated_conversations(db=db):
-        turns = [
-            {"role": m.role, "content": redactor.redact(m.content) if redact else m.content}
+        turns = (
+            TrainingTurn(m.role, m.content, trained=m.role != "clinician")
             for m in msgs
             if m.status == "complete"
-        ]
-        while turns and turns[-1]["role"] != "assistant":
-            turns.pop()
-        if turns:
-            lines.append(json.dumps({"conversation": turns}, ensure_ascii=False))
+        )
+        lines.extend(dataset_rows(turns, redact=redact))
     return lines
+
+
+@asynccontextmanager
+async def dataset_file(
+    *, db: AsyncSession, store: FileStore, owner_id: uuid.UUID, name: str, lines: list[str]
+) -> AsyncIterator[StoredFile]:
+    """`lines` stored as a fine-tune JSONL file (`<name>-<time>.jsonl`) and its row, flushed.
+    The caller audits and commits inside the block: the file is stored before its row is
+    committed, and removed again if anything there fails."""
+    data = ("\n".join(lines) + "\n").encode()
+    file_id = new_file_id()
+    pending = store.begin(file_id)
+    try:
+        await anyio.to_thread.run_sync(pending.write, data)
+        stored = await files.add_file(
+            db=db,
+            file_id=file_id,
+            owner_id=owner_id,
+            purpose="fine-tune",
+            filename=f"{name}-{utcnow():%Y%m%d-%H%M%S}.jsonl",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            rows=len(lines),
+        )
+        await anyio.to_thread.run_sync(pending.complete)
+        yield stored
+    except BaseException:
+        await discard_upload(pending)
+        raise

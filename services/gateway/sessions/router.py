@@ -4,10 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from services.gateway.audit.dependencies import Audit
 from services.gateway.auth.dependencies import CurrentPrincipal
 from services.gateway.db import Db
 from services.gateway.deps import Context, Settings
 from services.gateway.errors import ApiError, Json
+from services.gateway.privacy import holds
 from services.store.tables.sessions import ChatSession
 
 from . import service
@@ -75,7 +77,23 @@ async def rename_session(body: SessionRename, session: OwnedSession, db: Db) -> 
 
 
 @router.delete("/{session_id}", status_code=204)
-async def delete_session(session: OwnedSession, db: Db, context: Context) -> None:
+async def delete_session(
+    session: OwnedSession, principal: CurrentPrincipal, db: Db, context: Context, trail: Audit
+) -> None:
+    """Delete the session and its messages, unless it is under a legal hold: then 409
+    legal_hold (the admin's reason stays in the audit, not in the answer), audited."""
+    reason = await holds.hold_reason(db=db, session_id=session.id)  # locks the row
+    if reason is not None:
+        trail(
+            "privacy.session_delete_refused",
+            target_type="session",
+            target_id=session.id,
+            subject_id=session.user_id,
+            details={"legal_hold": reason},
+            by=principal,
+        )
+        await db.commit()
+        raise holds.LegalHold(holds.SESSION_HELD)
     await service.delete_session(db=db, session_id=session.id)
     await db.commit()
     await context.drop(session.id)
