@@ -23,6 +23,7 @@ TRAIN_TASK = "medchat.train_job"
 REPORT_TASK = "medchat.file_report"  # token statistics of an uploaded file, for the console
 RETENTION_TASK = "medchat.retention"  # periodic (Celery beat): deletes what is due
 EVAL_TASK = "medchat.eval_run"  # a dialogue-evaluation run (network-bound: any worker)
+WEBHOOK_SWEEP_TASK = "medchat.webhook_sweep"  # periodic: deliveries whose task was never sent
 WEBHOOK_TASK = "medchat.webhook_delivery"  # one signed POST to an integrator (any worker)
 
 
@@ -42,6 +43,7 @@ def create_celery(broker: str, visibility_timeout_s: int = 7 * 24 * 3600) -> Cel
             RETENTION_TASK: {"queue": VALIDATE_QUEUE},
             EVAL_TASK: {"queue": VALIDATE_QUEUE},
             WEBHOOK_TASK: {"queue": VALIDATE_QUEUE},
+            WEBHOOK_SWEEP_TASK: {"queue": VALIDATE_QUEUE},
             TRAIN_TASK: {"queue": TRAIN_QUEUE},
         },
         task_ignore_result=True,  # job state lives in Postgres

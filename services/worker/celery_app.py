@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from celery import Celery
 
-from services.store.tasks import RETENTION_TASK, VALIDATE_QUEUE, create_celery
+from services.store.tasks import (
+    RETENTION_TASK,
+    VALIDATE_QUEUE,
+    WEBHOOK_SWEEP_TASK,
+    create_celery,
+)
 
 from .config import WorkerSettings, get_worker_settings
 
@@ -18,7 +23,11 @@ def _worker_app(settings: WorkerSettings) -> Celery:
     app.conf.task_default_queue = VALIDATE_QUEUE
     # Run beat (`celery ... worker -B`, as medchat up does, or `celery ... beat`) for this.
     app.conf.beat_schedule = {
-        "retention": {"task": RETENTION_TASK, "schedule": float(settings.retention_interval_s)}
+        "retention": {"task": RETENTION_TASK, "schedule": float(settings.retention_interval_s)},
+        "webhook_sweep": {
+            "task": WEBHOOK_SWEEP_TASK,
+            "schedule": float(settings.webhook_sweep_interval_s),
+        },
     }
     app.autodiscover_tasks(["services.worker"], related_name="tasks", force=True)
     return app

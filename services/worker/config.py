@@ -40,6 +40,9 @@ class WorkerSettings(PlatformSettings):
     webhook_max_attempts: int = 8
     webhook_backoff_s: float = 30.0
     webhook_backoff_max_s: float = 3600.0
+    # Deliveries whose task was never sent are queued again by a periodic sweep.
+    webhook_sweep_after_s: float = 120.0
+    webhook_sweep_interval_s: float = 300.0
 
 
 @lru_cache

@@ -18,6 +18,7 @@ from services.store.tasks import (
     RETENTION_TASK,
     TRAIN_TASK,
     VALIDATE_TASK,
+    WEBHOOK_SWEEP_TASK,
     WEBHOOK_TASK,
 )
 
@@ -27,7 +28,7 @@ from .evaluation import eval_run
 from .retention import enforce_retention
 from .training import train_job
 from .validation import file_report, validate_job
-from .webhooks import deliver
+from .webhooks import deliver, never_queued
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,13 @@ def webhook_delivery(self: Task, delivery_id: str) -> None:
     retry_in = asyncio.run(deliver(delivery_id, get_worker_settings()))
     if retry_in is not None:
         raise self.retry(countdown=retry_in)
+
+
+@shared_task(name=WEBHOOK_SWEEP_TASK)
+def webhook_sweep() -> None:
+    for delivery_id in asyncio.run(never_queued(get_worker_settings(), utcnow())):
+        log.warning("webhook delivery %s was never queued; queueing it now", delivery_id)
+        webhook_delivery.delay(delivery_id)
 
 
 async def _reap() -> list[str]:

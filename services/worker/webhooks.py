@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import select
@@ -121,3 +122,19 @@ async def deliver(delivery_id: str, settings: WorkerSettings) -> float | None:
         f"{error}; next attempt in {retry_in:g} s" if retry_in else f"{delivery.status} ({error})",
     )
     return retry_in
+
+
+async def never_queued(settings: WorkerSettings, now: datetime) -> list[str]:
+    """Pending deliveries never attempted for `webhook_sweep_after_s`: their task was never
+    sent (the broker was down when the case opened). The periodic sweep queues them again;
+    a delivery attempted meanwhile is settled by its row lock and status, never sent twice."""
+    cutoff = now - timedelta(seconds=settings.webhook_sweep_after_s)
+    async with task_engine(settings.database_url) as engine, sessions(engine)() as db:
+        rows = await db.scalars(
+            select(WebhookDelivery.id).where(
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.attempts == 0,
+                WebhookDelivery.created_at < cutoff,
+            )
+        )
+        return [str(i) for i in rows]

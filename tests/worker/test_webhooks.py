@@ -201,3 +201,47 @@ def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt() -> None:
     assert code is None and error == "no answer within 0.5 s"
     assert backoff_s(1, settings) == 30 and backoff_s(3, settings) == 120
     assert backoff_s(20, settings) == 3600
+
+
+def test_the_sweep_queues_deliveries_that_were_never_sent(
+    new_webhook: Callable[[str], dict[str, Any]], database_url: str
+) -> None:
+    """A case opened while the broker was down leaves its delivery pending with no task: the
+    periodic sweep finds it (not a fresh one, not one already attempted) and it goes out."""
+    from datetime import timedelta
+
+    from services.core.db import utcnow
+    from services.worker.webhooks import deliver, never_queued
+
+    settings = WorkerSettings(database_url=database_url)
+    with receiver([200]) as r:
+        hook = hooked(new_webhook, r)
+
+        async def plant() -> dict[str, str]:
+            engine = make_engine(database_url)
+            try:
+                async with make_sessionmaker(engine)() as db:
+                    now = utcnow()
+                    rows = {
+                        "stuck": WebhookDelivery(created_at=now - timedelta(hours=1), attempts=0),
+                        "fresh": WebhookDelivery(created_at=now, attempts=0),
+                        "retrying": WebhookDelivery(
+                            created_at=now - timedelta(hours=1), attempts=1
+                        ),
+                    }
+                    for row in rows.values():
+                        row.webhook_id = uuid.UUID(hook["id"])
+                        row.event, row.payload, row.status = "case.opened", '{"x": 1}', "pending"
+                        db.add(row)
+                    await db.commit()
+                    return {k: str(v.id) for k, v in rows.items()}
+            finally:
+                await engine.dispose()
+
+        ids = asyncio.run(plant())
+        found = asyncio.run(never_queued(settings, utcnow()))
+        assert ids["stuck"] in found
+        assert ids["fresh"] not in found and ids["retrying"] not in found
+        assert asyncio.run(deliver(ids["stuck"], settings)) is None
+        assert len(r.received) == 1 and r.received[0].verified
+    assert ids["stuck"] not in asyncio.run(never_queued(settings, utcnow()))
