@@ -35,7 +35,10 @@ def _warn_once(message: str) -> None:
 
 
 class PlatformSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDCHAT_", env_file=".env", extra="ignore")
+    # An empty variable means "not set" (compose passes `${X:-}` through as "").
+    model_config = SettingsConfigDict(
+        env_prefix="MEDCHAT_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     environment: Literal["dev", "test", "production"] = "dev"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medchat"

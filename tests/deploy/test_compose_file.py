@@ -51,7 +51,7 @@ def test_one_engine_per_profile_all_reachable_as_engine() -> None:
         assert services[name]["networks"]["default"]["aliases"] == ["engine"]
         assert services[name]["volumes"][0].endswith(":/model:ro")
     assert services["gateway"]["environment"]["MEDCHAT_ENGINE_URL"] == "http://engine:8080"
-    always = {"postgres", "redis", "migrate", "gateway", "frontend"}
+    always = {"postgres", "redis", "migrate", "gateway", "frontend", "beat"}
     assert {n for n, s in services.items() if "profiles" not in s} == always
 
 
@@ -100,3 +100,15 @@ def test_required_variables_fail_loudly_and_are_documented() -> None:
     used = set(re.findall(r"\$\{(\w+)", text))
     documented = set(re.findall(r"^#?\s*(\w+)=", (ROOT / ".env.example").read_text(), re.M))
     assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
+
+
+def test_one_beat_schedules_retention_and_the_webhook_sweep() -> None:
+    """Without beat no retention pass ever runs: one, for every profile, with the workers'
+    settings (the retention classes reach the workers that run the passes)."""
+    services = compose()["services"]
+    beat = services["beat"]
+    assert beat["command"][:4] == ["celery", "-A", "services.worker.celery_app", "beat"]
+    assert "deploy" not in beat and "profiles" not in beat
+    for name in ("worker", "worker-cpu", "beat"):
+        env = services[name]["environment"]
+        assert "MEDCHAT_CONSULTATION_RETENTION_DAYS" in env, name

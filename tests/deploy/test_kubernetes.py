@@ -103,7 +103,7 @@ def test_only_the_gateway_reaches_the_engine_and_the_databases(overlay: str) -> 
     if overlay == "dev":
         (rule,) = policies["databases-from-platform-only"]["ingress"]
         allowed = {p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in rule["from"]}
-        assert allowed == {"medchat-gateway", "medchat-worker", "medchat-migrate"}
+        assert allowed == {"medchat-gateway", "medchat-worker", "medchat-migrate", "medchat-beat"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

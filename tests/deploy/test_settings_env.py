@@ -90,12 +90,12 @@ def test_kubernetes_sets_exactly_settings_variables(overlay: str) -> None:
             assert not {n for n in names if n.startswith("MEDCHAT_")}, workload
             continue
         cls = OUR_IMAGES[ours]
-        if workload == "worker":
+        if workload in ("worker", "beat"):
             cls = WorkerSettings
         seen.add(workload)
         assert names <= setting_names(cls), f"{workload}: {names - setting_names(cls)}"
         assert required(cls, workload) <= names, f"{workload}: {required(cls, workload) - names}"
-    assert seen == {"gateway", "worker", "migrate"}
+    assert seen == {"gateway", "worker", "beat", "migrate"}
 
 
 def command_exists(command: list[str]) -> None:
