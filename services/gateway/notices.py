@@ -21,3 +21,16 @@ class Emergency(BaseModel):
     message_zh: str
     message_en: str
     matched: list[str] = Field(description='"category.pattern" rule ids; never the patient\'s text')
+
+
+class Prescription(BaseModel):
+    """Present when an answer names a prescription-only medicine with a dose (rules on the
+    answer, not the model): prescribing is a doctor's decision."""
+
+    classes: list[str] = Field(description='medicine classes named, e.g. "antibiotic"')
+    message_zh: str
+    message_en: str
+    matched: list[str] = Field(description='"class.dose" rule ids; never the answer\'s text')
+
+
+AI_GENERATED_HEADER = "x-medchat-ai-generated"  # on every response that carries a model's answer

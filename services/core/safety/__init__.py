@@ -1,10 +1,12 @@
-"""Patient-safety layer: the emergency notice and the not-a-diagnosis disclaimer.
+"""Patient-safety layer: the emergency notice, the prescription notice and the
+not-a-diagnosis disclaimer.
 
 Both are attached by the gateway independently of what the model generates.
 """
 
 from .disclaimer import DISCLAIMER_EN, DISCLAIMER_ZH, disclaimer
 from .match import EmergencyNotice, detect_emergency, detect_emergency_in_messages, normalize
+from .prescription import PrescriptionNotice, detect_prescription
 from .rules import (
     DEFAULT_RULES_RESOURCE,
     RulesError,
@@ -19,12 +21,14 @@ __all__ = [
     "DISCLAIMER_EN",
     "DISCLAIMER_ZH",
     "EmergencyNotice",
+    "PrescriptionNotice",
     "RuleSet",
     "RulesError",
     "Severity",
     "default_rules",
     "detect_emergency",
     "detect_emergency_in_messages",
+    "detect_prescription",
     "disclaimer",
     "load_rules",
     "normalize",

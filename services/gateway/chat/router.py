@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from services.gateway.db import Db
 from services.gateway.deps import Runtime, Settings, Stops
 from services.gateway.error_schemas import error_responses
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, Json
+from services.gateway.notices import AI_GENERATED_HEADER
 from services.gateway.ratelimit import chat_limit, guest_chat_limit, rate_limited
 from services.gateway.sessions.dependencies import OwnedSession
 from services.gateway.sse import sse_response
@@ -25,7 +26,15 @@ _ERRORS = error_responses(401, 403, 404, 409, 413, 422, 429, 502, 503, 504)
 
 
 async def _respond(answering: Answering | Waiting, stream: bool) -> Any:
-    return sse_response(answering.events()) if stream else await answering.whole()
+    if isinstance(answering, Waiting):  # no model answers: no AI label
+        return sse_response(answering.events()) if stream else await answering.whole()
+    response: Response = (
+        sse_response(answering.events())
+        if stream
+        else Json((await answering.whole()).model_dump(mode="json"))
+    )
+    response.headers[AI_GENERATED_HEADER] = "true"
+    return response
 
 
 @router.post(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from services.gateway.cases.schemas import Handoff
-from services.gateway.notices import Emergency
+from services.gateway.notices import Emergency, Prescription
 from services.gateway.sessions.schemas import MessageOut
 from services.gateway.text import StoredText
 
@@ -37,6 +37,9 @@ class ChatAnswer(BaseModel):
     )
     handoff: Handoff | None = Field(
         None, description="present when this question brought in (or waits for) a clinician"
+    )
+    prescription: Prescription | None = Field(
+        None, description="present when the answer names a prescription medicine with a dose"
     )
 
 

@@ -13,12 +13,12 @@ import anyio
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core.safety import disclaimer
+from services.core.safety import detect_prescription, disclaimer
 from services.gateway.cases.escalation import Escalation, Trigger, trigger_of
 from services.gateway.cases.schemas import Handoff
 from services.gateway.context_cache import ContextCache
 from services.gateway.errors import ApiError, Json
-from services.gateway.notices import Emergency
+from services.gateway.notices import Emergency, Prescription
 from services.gateway.observability import Metrics
 from services.gateway.sessions.schemas import MessageOut
 from services.store.tables.sessions import ChatSession, Message
@@ -27,6 +27,11 @@ from .generation import GenerationFlow, emergency_notice
 from .runtime import ChatRuntime
 from .schemas import ChatAnswer, HeldForClinician, Usage
 from .turns import Held, Turnaround, begin_turn, finish_turn
+
+
+def _prescription(answer: str) -> Prescription | None:
+    notice = detect_prescription(answer)
+    return Prescription.model_validate(notice.model_dump()) if notice else None
 
 
 def _sse(event: str, data: Any) -> bytes:
@@ -70,6 +75,7 @@ class Answering:
             disclaimer=disclaimer(self.lang),
             emergency=Emergency.model_validate(a.notice.model_dump()) if a.notice else None,
             handoff=self.handoff,
+            prescription=_prescription(message.content),
         )
 
     async def whole(self) -> ChatAnswer:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from services.gateway.auth.dependencies import CurrentPrincipal
 from services.gateway.chat.generation import GenerationFlow
 from services.gateway.deps import MetricsDep, Runtime, Usage
 from services.gateway.error_schemas import error_responses
+from services.gateway.notices import AI_GENERATED_HEADER
 from services.gateway.ratelimit import KeyChatLimited
 from services.gateway.sse import sse_response
 
@@ -46,10 +47,14 @@ async def chat_completions(
     runtime: Runtime,
     metrics: MetricsDep,
     usage: Usage,
+    response: Response,
 ) -> Any:
     flow = GenerationFlow(runtime, metrics, "openai")
     completion = await Completion.start(flow, body, usage, principal)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse_response(completion.chunks(include_usage))
+        stream = sse_response(completion.chunks(include_usage))
+        stream.headers[AI_GENERATED_HEADER] = "true"
+        return stream
+    response.headers[AI_GENERATED_HEADER] = "true"
     return await completion.whole()

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.gateway.error_schemas import ErrorObject
-from services.gateway.notices import Emergency
+from services.gateway.notices import Emergency, Prescription
 from services.gateway.openapi_sse import event_stream
 
 
@@ -86,6 +86,14 @@ class _Answer(BaseModel):
         description="present when the user's last words suggest an emergency"
     )
     turns_used: int = Field(description="earlier turns that fit in the prompt, this one included")
+    ai_generated: bool = Field(
+        description="written by a model (also the x-medchat-ai-generated: true header)"
+    )
+    prescription: Prescription | None = Field(
+        None,
+        description="the answer names a prescription medicine with a dose (in a stream: on the"
+        " chunk that carries finish_reason)",
+    )
 
 
 class AssistantMessage(BaseModel):

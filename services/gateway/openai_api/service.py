@@ -18,7 +18,7 @@ import orjson
 
 from services.core.chatformat import ControlTokenLeak, PromptTooLong, Turn
 from services.core.registry import list_models as list_models_in
-from services.core.safety import disclaimer
+from services.core.safety import detect_prescription, disclaimer
 from services.gateway.auth.principal import Principal
 from services.gateway.chat.generation import Answer, GenerationFlow, Sampling
 from services.gateway.chat.runtime import ChatRuntime
@@ -81,6 +81,7 @@ class Completion:
             "disclaimer": disclaimer("zh"),
             "emergency": notice.model_dump() if notice else None,
             "turns_used": answer.prompt.turns_kept,
+            "ai_generated": True,
         }
 
     @classmethod
@@ -148,6 +149,7 @@ class Completion:
         await self._record()
         return {
             **self.meta,
+            "prescription": self._prescription(),
             "object": "chat.completion",
             "choices": [
                 {
@@ -159,9 +161,14 @@ class Completion:
             "usage": self._usage(),
         }
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def _prescription(self) -> dict[str, Any] | None:
+        notice = detect_prescription("".join(self.answer.parts))
+        return notice.model_dump() if notice else None
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         body = {
             **self.meta,
+            **extra,
             "object": "chat.completion.chunk",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
@@ -180,8 +187,8 @@ class Completion:
                 error = {"message": a.error, "type": a.error_code, "code": a.error_code}
                 yield b"data: " + orjson.dumps({"error": {**error, "param": None}}) + b"\n\n"
             else:
-                if a.status == "complete":
-                    yield self._chunk({}, a.finish_reason)
+                if a.status == "complete":  # the whole answer is known: its notice too
+                    yield self._chunk({}, a.finish_reason, prescription=self._prescription())
                 if include_usage:
                     usage = {
                         **self.meta,
