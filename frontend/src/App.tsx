@@ -10,6 +10,9 @@ import { JobPage } from "./admin/JobPage";
 import { Models } from "./admin/Models";
 import { useAuth } from "./auth/AuthContext";
 import { ChatPage } from "./chat/ChatPage";
+import { CasePage } from "./clinician/CasePage";
+import { CaseQueue } from "./clinician/CaseQueue";
+import { ClinicianLayout } from "./clinician/ClinicianLayout";
 import { useI18n } from "./i18n";
 import { match, navigate, usePath } from "./router";
 import { Welcome } from "./Welcome";
@@ -20,7 +23,8 @@ export function App() {
   const path = usePath();
 
   useEffect(() => {
-    if (!loading && user && path === "/") navigate("/chat", { replace: true });
+    if (!loading && user && path === "/")
+      navigate(user.role === "clinician" ? "/clinician" : "/chat", { replace: true });
   }, [loading, user, path]);
 
   if (loading) return <p className="muted center">{t("common.loading")}</p>;
@@ -28,6 +32,10 @@ export function App() {
 
   let params: Record<string, string> | null;
   if ((params = match("/chat/:id", path))) return <ChatPage sessionId={params.id} />;
+  if (path.startsWith("/clinician")) {
+    params = match("/clinician/cases/:id", path);
+    return <ClinicianLayout key={path}>{params ? <CasePage caseId={params.id} /> : <CaseQueue />}</ClinicianLayout>;
+  }
   if (path.startsWith("/admin")) {
     let page = <Datasets />;
     if ((params = match("/admin/datasets/:id", path))) page = <DatasetPage fileId={params.id} />;

@@ -22,6 +22,17 @@ export type Emergency = Schemas["Emergency"];
 export type Problem = Schemas["Problem"];
 export type ErrorBody = Schemas["ErrorBody"];
 export type ModelObject = Schemas["ModelObject"];
+export type Prescription = Schemas["Prescription"];
+/** Clinicians in the loop (services/gateway/cases). */
+export type Handoff = Schemas["Handoff"];
+export type Author = Schemas["Author"];
+export type ReviewLabel = Schemas["ReviewLabel"];
+export type Case = Schemas["CaseOut"];
+export type CaseDetail = Schemas["CaseDetail"];
+export type CaseSummary = Schemas["CaseSummary"];
+/** One live event of a session while a person is involved: `handoff` or `message`. */
+export type SessionLiveEvent =
+  paths["/api/sessions/{session_id}/events"]["get"]["responses"][200]["content"]["text/event-stream"];
 
 /** One server-sent event of a streamed answer (`event` names it; `data` is its JSON):
  * `meta`, `delta`…, then `done` or `error` (`services/gateway/chat/events.py`). */

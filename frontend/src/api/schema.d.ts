@@ -89,7 +89,10 @@ export interface paths {
         /**
          * Delete My Account
          * @description Delete the caller's account and every conversation, in Postgres and Redis (rows go,
-         *     not a flag); the audit log keeps that it happened, never what was said.
+         *     not a flag); the audit log keeps that it happened, never what was said. With a session
+         *     under a legal hold nothing is deleted (409 legal_hold): erasing all but the held sessions
+         *     would need the account kept as their owner, so the account stays whole until the hold
+         *     is released, and the patient can still export it.
          */
         delete: operations["delete_my_account_api_auth_me_delete"];
         options?: never;
@@ -108,6 +111,27 @@ export interface paths {
         get: operations["list_users_api_admin_users_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/clinicians": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Clinician
+         * @description A clinician account: signs in like a patient, sees only the cases escalated to the
+         *     clinicians (the queue) and the ones they claimed.
+         */
+        post: operations["create_clinician_api_admin_clinicians_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -181,6 +205,31 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/sessions/{session_id}/legal-hold": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Place Legal Hold
+         * @description Keep the session (and its messages) from every deletion until released.
+         */
+        put: operations["place_legal_hold_api_admin_sessions__session_id__legal_hold_put"];
+        post?: never;
+        /**
+         * Release Legal Hold
+         * @description Release the hold: the session's retention and deletion apply again. Releasing a
+         *     session that is not held changes nothing (and is audited as such).
+         */
+        delete: operations["release_legal_hold_api_admin_sessions__session_id__legal_hold_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -281,7 +330,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rate Answer */
+        /**
+         * Rate Answer
+         * @description Rate an answer. An unhelpful rating sends the session to the clinicians.
+         */
         post: operations["rate_answer_api_sessions__session_id__messages__message_id__feedback_post"];
         delete?: never;
         options?: never;
@@ -359,7 +411,11 @@ export interface paths {
         get: operations["read_session_api_sessions__session_id__get"];
         put?: never;
         post?: never;
-        /** Delete Session */
+        /**
+         * Delete Session
+         * @description Delete the session and its messages, unless it is under a legal hold: then 409
+         *     legal_hold (the admin's reason stays in the audit, not in the answer), audited.
+         */
         delete: operations["delete_session_api_sessions__session_id__delete"];
         options?: never;
         head?: never;
@@ -396,7 +452,8 @@ export interface paths {
         /**
          * Post Message
          * @description Ask a question. With `stream` (default) the answer arrives as server-sent events:
-         *     `meta`, then `delta` events, then `done` (or `error`).
+         *     `meta`, then `delta` events, then `done` (or `error`). While a clinician has paused the
+         *     model the question is stored for them: 202 (`meta`, then `held`, when streamed).
          */
         post: operations["post_message_api_sessions__session_id__messages_post"];
         delete?: never;
@@ -439,6 +496,333 @@ export interface paths {
          * @description Stop the answer being generated; its partial text is kept, marked `stopped`.
          */
         post: operations["stop_api_sessions__session_id__stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_id}/handoff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Handoff
+         * @description The session's hand-off, if a case is active (null otherwise).
+         */
+        get: operations["read_handoff_api_sessions__session_id__handoff_get"];
+        put?: never;
+        /**
+         * Ask For Clinician
+         * @description The patient asks for a person (the chat's "talk to a clinician" button). Guests too:
+         *     the clinician answers in this session, which the guest's browser keeps.
+         */
+        post: operations["ask_for_clinician_api_sessions__session_id__handoff_post"];
+        /**
+         * End Handoff
+         * @description The patient ends the hand-off: the case closes and the model answers again.
+         */
+        delete: operations["end_handoff_api_sessions__session_id__handoff_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Session Events
+         * @description A clinician's replies and the hand-off's state as they happen (stored as well: a
+         *     reconnecting chat reads the session again).
+         */
+        get: operations["session_events_api_sessions__session_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Cases
+         * @description The queue: urgent first, then the oldest. Open cases and the caller's own.
+         */
+        get: operations["list_cases_api_cases_get"];
+        put?: never;
+        /**
+         * Escalate Session
+         * @description An admin sends a session to the clinicians.
+         */
+        post: operations["escalate_session_api_cases_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cases/{case_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Case
+         * @description The case with the whole conversation (audited like a break-glass read).
+         */
+        get: operations["read_case_api_cases__case_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cases/{case_id}/claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Claim Case
+         * @description Take an open case; by default the model stops answering the session meanwhile.
+         */
+        post: operations["claim_case_api_cases__case_id__claim_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cases/{case_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause Model
+         * @description Pause or resume the model for the session of a case the caller holds.
+         */
+        post: operations["pause_model_api_cases__case_id__pause_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cases/{case_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reply
+         * @description Write to the patient: the message appears in their chat as the clinician's, live in
+         *     an open chat.
+         */
+        post: operations["reply_api_cases__case_id__messages_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cases/{case_id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Close Case
+         * @description End the hand-off: the model answers the patient again.
+         */
+        post: operations["close_case_api_cases__case_id__close_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cases/{case_id}/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Summarize
+         * @description A model-written summary of the conversation for the clinician (labelled as AI-written;
+         *     never shown to the patient).
+         */
+        post: operations["summarize_api_cases__case_id__summary_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cases/{case_id}/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Review Answer
+         * @description Mark an AI answer of the case's session correct, or write the corrected answer (with
+         *     a reason). The patient then sees that a clinician reviewed it; reviewing again replaces
+         *     the earlier verdict. Only the clinician holding the case, or an admin.
+         */
+        post: operations["review_answer_api_cases__case_id__reviews_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/reviews/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Review Stats
+         * @description Per model: answers reviewed, the share corrected, the top correction reasons
+         *     (reviews since `since`, if given).
+         */
+        get: operations["review_stats_api_admin_reviews_stats_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/datasets/from-reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dataset From Reviews
+         * @description A JSONL file (OpenAI `messages` rows with per-answer `weight`) of consenting
+         *     patients' conversations up to their reviewed answers, corrected answers as the
+         *     clinician wrote them, redacted by default; stored as a fine-tune file the jobs API
+         *     accepts. Only answers a clinician vouched for train (see `service.dataset_lines`).
+         */
+        post: operations["dataset_from_reviews_api_admin_datasets_from_reviews_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Webhooks
+         * @description Every webhook, newest first, disabled ones included; never their secrets.
+         */
+        get: operations["list_webhooks_api_admin_webhooks_get"];
+        put?: never;
+        /**
+         * Create Webhook
+         * @description Case events (`case.opened`) will be POSTed to `url`, signed with the secret returned
+         *     here; store it now, it is never shown again.
+         */
+        post: operations["create_webhook_api_admin_webhooks_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Disable Webhook
+         * @description No more deliveries to it; the ones still pending end `failed`.
+         */
+        delete: operations["disable_webhook_api_admin_webhooks__webhook_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Deliveries
+         * @description The webhook's recent deliveries, newest first: status, attempts, the last answer.
+         */
+        get: operations["list_deliveries_api_admin_webhooks__webhook_id__deliveries_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -801,10 +1185,11 @@ export interface components {
             name: string;
             /**
              * Role
+             * @description clinician: a hospital system working the case queue (/api/cases)
              * @default integrator
              * @enum {string}
              */
-            role: "integrator" | "admin";
+            role: "integrator" | "clinician" | "admin";
         };
         /** ApiKeyCreated */
         ApiKeyCreated: {
@@ -908,6 +1293,163 @@ export interface components {
             /** Has More */
             has_more: boolean;
         };
+        /**
+         * Author
+         * @description The clinician who wrote a message or reviewed an answer, as the patient sees them.
+         */
+        Author: {
+            /** Name */
+            name: string;
+            /** Title */
+            title: string | null;
+        };
+        /**
+         * CaseCreate
+         * @description An admin escalates a session by its id (admins never need to read it to do so).
+         */
+        CaseCreate: {
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Urgent
+             * @default false
+             */
+            urgent: boolean;
+        };
+        /** CaseDetail */
+        CaseDetail: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Reason
+             * @enum {string}
+             */
+            reason: "emergency" | "patient_request" | "unhelpful" | "admin";
+            /**
+             * Category
+             * @description the emergency category that opened it, if any
+             */
+            category: string | null;
+            /** Urgent */
+            urgent: boolean;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "open" | "claimed" | "answered" | "closed";
+            /**
+             * Opened At
+             * Format: date-time
+             */
+            opened_at: string;
+            /**
+             * Due At
+             * Format: date-time
+             * @description when the SLA says a clinician should have answered
+             */
+            due_at: string;
+            /** Overdue */
+            overdue: boolean;
+            claimed_by: components["schemas"]["Author"] | null;
+            /** Claimed By Me */
+            claimed_by_me: boolean;
+            /** Claimed At */
+            claimed_at: string | null;
+            /** Answered At */
+            answered_at: string | null;
+            /** Closed At */
+            closed_at: string | null;
+            /** Model Paused */
+            model_paused: boolean;
+            /** Messages */
+            messages: components["schemas"]["MessageOut"][];
+            summary: components["schemas"]["CaseSummary"] | null;
+        };
+        /** CaseOut */
+        CaseOut: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Reason
+             * @enum {string}
+             */
+            reason: "emergency" | "patient_request" | "unhelpful" | "admin";
+            /**
+             * Category
+             * @description the emergency category that opened it, if any
+             */
+            category: string | null;
+            /** Urgent */
+            urgent: boolean;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "open" | "claimed" | "answered" | "closed";
+            /**
+             * Opened At
+             * Format: date-time
+             */
+            opened_at: string;
+            /**
+             * Due At
+             * Format: date-time
+             * @description when the SLA says a clinician should have answered
+             */
+            due_at: string;
+            /** Overdue */
+            overdue: boolean;
+            claimed_by: components["schemas"]["Author"] | null;
+            /** Claimed By Me */
+            claimed_by_me: boolean;
+            /** Claimed At */
+            claimed_at: string | null;
+            /** Answered At */
+            answered_at: string | null;
+            /** Closed At */
+            closed_at: string | null;
+            /** Model Paused */
+            model_paused: boolean;
+        };
+        /** CasePage */
+        CasePage: {
+            /** Data */
+            data: components["schemas"]["CaseOut"][];
+            /** Has More */
+            has_more: boolean;
+        };
+        /** CaseSummary */
+        CaseSummary: {
+            /** Text */
+            text: string;
+            /** Model */
+            model: string;
+            /**
+             * Ai Generated
+             * @description written by a model for the clinician; check it against the chat
+             * @default true
+             */
+            ai_generated: boolean;
+        };
         /** ChatAnswer */
         ChatAnswer: {
             message: components["schemas"]["MessageOut"];
@@ -923,6 +1465,10 @@ export interface components {
             disclaimer: string;
             /** @description present when the patient's words suggest an emergency */
             emergency?: components["schemas"]["Emergency"] | null;
+            /** @description present when this question brought in (or waits for) a clinician */
+            handoff?: components["schemas"]["Handoff"] | null;
+            /** @description present when the answer names a prescription medicine with a dose */
+            prescription?: components["schemas"]["Prescription"] | null;
         };
         /** ChatCompletion */
         ChatCompletion: {
@@ -947,6 +1493,13 @@ export interface components {
              * @description earlier turns that fit in the prompt, this one included
              */
             turns_used: number;
+            /**
+             * Ai Generated
+             * @description written by a model (also the x-medchat-ai-generated: true header)
+             */
+            ai_generated: boolean;
+            /** @description the answer names a prescription medicine with a dose (in a stream: on the chunk that carries finish_reason) */
+            prescription?: components["schemas"]["Prescription"] | null;
             /**
              * Object
              * @constant
@@ -1043,6 +1596,28 @@ export interface components {
             /** Finish Reason */
             finish_reason: string;
         };
+        /** ClaimRequest */
+        ClaimRequest: {
+            /**
+             * Pause Model
+             * @description stop the model answering this session while the case is claimed
+             * @default true
+             */
+            pause_model: boolean;
+        };
+        /** ClinicianCreate */
+        ClinicianCreate: {
+            /** Email */
+            email?: string | null;
+            /** Phone */
+            phone?: string | null;
+            /** Password */
+            password: string;
+            /** Display Name */
+            display_name: string;
+            /** Title */
+            title?: string | null;
+        };
         /** CompletionUsage */
         CompletionUsage: {
             /** Prompt Tokens */
@@ -1079,6 +1654,44 @@ export interface components {
              * @constant
              */
             format: "disc-medllm";
+        };
+        /**
+         * DeliveryOut
+         * @description One event sent (or being sent) to a webhook; the body itself is not listed.
+         */
+        DeliveryOut: {
+            /**
+             * Id
+             * Format: uuid
+             * @description also sent as X-MedChat-Delivery and the body's id
+             */
+            id: string;
+            /**
+             * Event
+             * @constant
+             */
+            event: "case.opened";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "delivered" | "failed";
+            /** Attempts */
+            attempts: number;
+            /**
+             * Last Status Code
+             * @description the receiver's last HTTP status
+             */
+            last_status_code: number | null;
+            /** Last Error */
+            last_error: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Delivered At */
+            delivered_at: string | null;
         };
         /**
          * Emergency
@@ -1439,6 +2052,47 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /**
+         * Handoff
+         * @description The patient's view of a hand-off to a person: shown in the chat as soon as a case
+         *     opens, and again whenever its state changes.
+         */
+        Handoff: {
+            /**
+             * Case Id
+             * Format: uuid
+             */
+            case_id: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "open" | "claimed" | "answered" | "closed";
+            /** Urgent */
+            urgent: boolean;
+            /** @description who claimed the case, once someone has */
+            clinician: components["schemas"]["Author"] | null;
+            /**
+             * Model Paused
+             * @description the model does not answer until the hand-off ends
+             */
+            model_paused: boolean;
+            /** Message Zh */
+            message_zh: string;
+            /** Message En */
+            message_en: string;
+        };
+        /**
+         * HeldForClinician
+         * @description The answer to a question asked while a clinician has paused the model (202): it is
+         *     stored for the clinician and no model answers it.
+         */
+        HeldForClinician: {
+            /** User Message Id */
+            user_message_id: number;
+            handoff: components["schemas"]["Handoff"];
+            emergency: components["schemas"]["Emergency"] | null;
+        };
         /** Hyperparameters */
         Hyperparameters: {
             /**
@@ -1551,6 +2205,33 @@ export interface components {
                 [key: string]: unknown;
             } | null;
         };
+        /** LegalHoldIn */
+        LegalHoldIn: {
+            /** Reason */
+            reason: string;
+        };
+        /**
+         * LegalHoldOut
+         * @description A session's hold, without anything the session says (holding needs no read).
+         */
+        LegalHoldOut: {
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Patient Id
+             * Format: uuid
+             */
+            patient_id: string;
+            /** Held */
+            held: boolean;
+            /** Reason */
+            reason: string | null;
+            /** Held At */
+            held_at: string | null;
+        };
         /** LoginOut */
         LoginOut: {
             user: components["schemas"]["UserOut"];
@@ -1605,7 +2286,10 @@ export interface components {
             id: number;
             /** Seq */
             seq: number;
-            /** Role */
+            /**
+             * Role
+             * @description user | assistant (the model) | clinician (a person)
+             */
             role: string;
             /** Content */
             content: string;
@@ -1626,6 +2310,16 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Ai Generated
+             * @description written by a model, not a person (an answer, not a diagnosis)
+             * @default false
+             */
+            ai_generated: boolean;
+            /** @description the clinician of a clinician message */
+            author?: components["schemas"]["Author"] | null;
+            /** @description a clinician reviewed this AI answer (then it says so, not just AI) */
+            review?: components["schemas"]["ReviewLabel"] | null;
         };
         /** Method */
         Method: {
@@ -1678,6 +2372,60 @@ export interface components {
              */
             kind?: string | null;
         };
+        /** ModelReviewStats */
+        ModelReviewStats: {
+            /**
+             * Model
+             * @description the model that wrote the answers (null: not recorded)
+             */
+            model: string | null;
+            /**
+             * Reviewed
+             * @description answers a clinician reviewed
+             */
+            reviewed: number;
+            /**
+             * Corrected
+             * @description of them, answers a clinician corrected
+             */
+            corrected: number;
+            /**
+             * Corrected Share
+             * @description corrected / reviewed
+             */
+            corrected_share: number;
+            /**
+             * Top Reasons
+             * @description the three most frequent, most first
+             */
+            top_reasons: components["schemas"]["ReasonCount"][];
+        };
+        /** PauseRequest */
+        PauseRequest: {
+            /** Paused */
+            paused: boolean;
+        };
+        /**
+         * Prescription
+         * @description Present when an answer names a prescription-only medicine with a dose (rules on the
+         *     answer, not the model): prescribing is a doctor's decision.
+         */
+        Prescription: {
+            /**
+             * Classes
+             * @description medicine classes named, e.g. "antibiotic"
+             */
+            classes: string[];
+            /** Message Zh */
+            message_zh: string;
+            /** Message En */
+            message_en: string;
+            /**
+             * Matched
+             * @description "class.dose" rule ids; never the answer's text
+             */
+            matched: string[];
+        };
         /**
          * Problem
          * @description One problem of an uploaded file, by line (`services.core.chatformat.validate`).
@@ -1706,6 +2454,16 @@ export interface components {
             /** Failed */
             failed: number;
         };
+        /** ReasonCount */
+        ReasonCount: {
+            /**
+             * Reason
+             * @enum {string}
+             */
+            reason: "factually_wrong" | "unsafe" | "missed_red_flag" | "prescribes" | "incomplete" | "unclear" | "other";
+            /** Count */
+            count: number;
+        };
         /** RegenerateRequest */
         RegenerateRequest: {
             /**
@@ -1721,13 +2479,114 @@ export interface components {
              */
             lang: string;
         };
+        /** ReplyCreate */
+        ReplyCreate: {
+            /** Content */
+            content: string;
+        };
+        /** ReviewDatasetRequest */
+        ReviewDatasetRequest: {
+            /**
+             * Redact
+             * @default true
+             */
+            redact: boolean;
+            /**
+             * Include Correct
+             * @description also train on answers a clinician marked correct, as they were
+             * @default true
+             */
+            include_correct: boolean;
+        };
+        /** ReviewIn */
+        ReviewIn: {
+            /**
+             * Message Id
+             * @description an AI answer of the case's session
+             */
+            message_id: number;
+            /**
+             * Verdict
+             * @enum {string}
+             */
+            verdict: "correct" | "corrected";
+            /**
+             * Corrected
+             * @description the answer the clinician would have given; required iff `corrected`
+             */
+            corrected?: string | null;
+            /**
+             * Reason
+             * @description why the answer needed correcting (only with `corrected`)
+             */
+            reason?: ("factually_wrong" | "unsafe" | "missed_red_flag" | "prescribes" | "incomplete" | "unclear" | "other") | null;
+        };
+        /** ReviewLabel */
+        ReviewLabel: {
+            /**
+             * Verdict
+             * @enum {string}
+             */
+            verdict: "correct" | "corrected";
+            reviewer?: components["schemas"]["Author"] | null;
+            /**
+             * Corrected
+             * @description the clinician's corrected answer, shown instead of the model's
+             */
+            corrected?: string | null;
+        };
+        /** ReviewOut */
+        ReviewOut: {
+            /** Message Id */
+            message_id: number;
+            /** Case Id */
+            case_id: string | null;
+            /**
+             * Verdict
+             * @enum {string}
+             */
+            verdict: "correct" | "corrected";
+            /** Corrected */
+            corrected: string | null;
+            /** Reason */
+            reason: ("factually_wrong" | "unsafe" | "missed_red_flag" | "prescribes" | "incomplete" | "unclear" | "other") | null;
+            reviewer: components["schemas"]["Author"] | null;
+            /**
+             * Model
+             * @description the model that wrote the answer
+             */
+            model: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** ReviewStats */
+        ReviewStats: {
+            /**
+             * Data
+             * @description one entry per model, most reviewed first
+             */
+            data: components["schemas"]["ModelReviewStats"][];
+        };
         /** RoleChange */
         RoleChange: {
             /**
              * Role
              * @enum {string}
              */
-            role: "patient" | "integrator" | "admin";
+            role: "patient" | "clinician" | "integrator" | "admin";
+            /**
+             * Display Name
+             * @description how a clinician signs replies
+             */
+            display_name?: string | null;
+            /**
+             * Title
+             * @description e.g. "主治医师"
+             */
+            title?: string | null;
         };
         /** ServingChange */
         ServingChange: {
@@ -1855,6 +2714,10 @@ export interface components {
             role: string;
             /** Is Guest */
             is_guest: boolean;
+            /** Display Name */
+            display_name?: string | null;
+            /** Title */
+            title?: string | null;
         };
         /** ValidationError */
         ValidationError: {
@@ -1868,6 +2731,64 @@ export interface components {
             input?: unknown;
             /** Context */
             ctx?: Record<string, never>;
+        };
+        /** WebhookCreate */
+        WebhookCreate: {
+            /**
+             * Url
+             * @description where case events are POSTed: an http or https URL, without credentials (each delivery is signed instead: X-MedChat-Signature)
+             * @example https://his.hospital.example/medchat/events
+             */
+            url: string;
+        };
+        /** WebhookCreated */
+        WebhookCreated: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Url */
+            url: string;
+            /** Created By */
+            created_by: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Disabled At
+             * @description set when an admin disabled it
+             */
+            disabled_at: string | null;
+            /**
+             * Secret
+             * @description the signing secret of X-MedChat-Signature: shown this once, never again
+             */
+            secret: string;
+        };
+        /** WebhookOut */
+        WebhookOut: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Url */
+            url: string;
+            /** Created By */
+            created_by: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Disabled At
+             * @description set when an admin disabled it
+             */
+            disabled_at: string | null;
         };
     };
     responses: never;
@@ -2053,6 +2974,39 @@ export interface operations {
             };
         };
     };
+    create_clinician_api_admin_clinicians_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClinicianCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     change_role_api_admin_users__user_id__patch: {
         parameters: {
             query?: never;
@@ -2186,6 +3140,72 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                };
+            };
+        };
+    };
+    place_legal_hold_api_admin_sessions__session_id__legal_hold_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LegalHoldIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegalHoldOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    release_legal_hold_api_admin_sessions__session_id__legal_hold_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegalHoldOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -2675,7 +3695,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The answer: JSON (`ChatAnswer`) without `stream`, otherwise server-sent events: `meta`, `delta`…, then `done` or `error`; each event's `data` is JSON. */
+            /** @description The answer: JSON (`ChatAnswer`) without `stream`, otherwise server-sent events: `meta`, `delta`…, then `done` or `error` (or `meta`, `held` while a clinician has paused the model); each event's `data` is JSON. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2706,6 +3726,8 @@ export interface operations {
                             /** Prompt Tokens */
                             prompt_tokens: number;
                             emergency: components["schemas"]["Emergency"] | null;
+                            /** @description a clinician is being brought in (or has paused the model) */
+                            handoff?: components["schemas"]["Handoff"] | null;
                         };
                     } | {
                         /**
@@ -2749,7 +3771,23 @@ export interface operations {
                             };
                             message: components["schemas"]["MessageOut"];
                         };
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "held";
+                        data: components["schemas"]["Handoff"];
                     };
+                };
+            };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeldForClinician"];
                 };
             };
             /** @description Not signed in */
@@ -2859,7 +3897,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The answer: JSON (`ChatAnswer`) without `stream`, otherwise server-sent events: `meta`, `delta`…, then `done` or `error`; each event's `data` is JSON. */
+            /** @description The answer: JSON (`ChatAnswer`) without `stream`, otherwise server-sent events: `meta`, `delta`…, then `done` or `error` (or `meta`, `held` while a clinician has paused the model); each event's `data` is JSON. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2890,6 +3928,8 @@ export interface operations {
                             /** Prompt Tokens */
                             prompt_tokens: number;
                             emergency: components["schemas"]["Emergency"] | null;
+                            /** @description a clinician is being brought in (or has paused the model) */
+                            handoff?: components["schemas"]["Handoff"] | null;
                         };
                     } | {
                         /**
@@ -2933,6 +3973,13 @@ export interface operations {
                             };
                             message: components["schemas"]["MessageOut"];
                         };
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "held";
+                        data: components["schemas"]["Handoff"];
                     };
                 };
             };
@@ -3086,6 +4133,1294 @@ export interface operations {
             };
         };
     };
+    read_handoff_api_sessions__session_id__handoff_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Handoff"] | null;
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    ask_for_clinician_api_sessions__session_id__handoff_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Handoff"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    end_handoff_api_sessions__session_id__handoff_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Handoff"] | null;
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    session_events_api_sessions__session_id__events_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-sent events while a person is involved: `handoff` (the case's state) and `message` (a clinician's reply); comments keep the connection open. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "handoff";
+                        /**
+                         * Handoff
+                         * @description The patient's view of a hand-off to a person: shown in the chat as soon as a case
+                         *     opens, and again whenever its state changes.
+                         */
+                        data: {
+                            /**
+                             * Case Id
+                             * Format: uuid
+                             */
+                            case_id: string;
+                            /**
+                             * State
+                             * @enum {string}
+                             */
+                            state: "open" | "claimed" | "answered" | "closed";
+                            /** Urgent */
+                            urgent: boolean;
+                            /** @description who claimed the case, once someone has */
+                            clinician: {
+                                /** Name */
+                                name: string;
+                                /** Title */
+                                title: string | null;
+                            } | null;
+                            /**
+                             * Model Paused
+                             * @description the model does not answer until the hand-off ends
+                             */
+                            model_paused: boolean;
+                            /** Message Zh */
+                            message_zh: string;
+                            /** Message En */
+                            message_en: string;
+                        };
+                    } | {
+                        /**
+                         * Event
+                         * @constant
+                         */
+                        event: "message";
+                        /** MessageOut */
+                        data: {
+                            /** Id */
+                            id: number;
+                            /** Seq */
+                            seq: number;
+                            /**
+                             * Role
+                             * @description user | assistant (the model) | clinician (a person)
+                             */
+                            role: string;
+                            /** Content */
+                            content: string;
+                            /** Status */
+                            status: string;
+                            /** Finish Reason */
+                            finish_reason: string | null;
+                            /** Error */
+                            error: string | null;
+                            /** Prompt Tokens */
+                            prompt_tokens: number | null;
+                            /** Completion Tokens */
+                            completion_tokens: number | null;
+                            /** Turns Used */
+                            turns_used: number | null;
+                            /**
+                             * Created At
+                             * Format: date-time
+                             */
+                            created_at: string;
+                            /**
+                             * Ai Generated
+                             * @description written by a model, not a person (an answer, not a diagnosis)
+                             * @default false
+                             */
+                            ai_generated: boolean;
+                            /** @description the clinician of a clinician message */
+                            author?: {
+                                /** Name */
+                                name: string;
+                                /** Title */
+                                title: string | null;
+                            } | null;
+                            /** @description a clinician reviewed this AI answer (then it says so, not just AI) */
+                            review?: {
+                                /**
+                                 * Verdict
+                                 * @enum {string}
+                                 */
+                                verdict: "correct" | "corrected";
+                                reviewer?: {
+                                    /** Name */
+                                    name: string;
+                                    /** Title */
+                                    title: string | null;
+                                } | null;
+                                /**
+                                 * Corrected
+                                 * @description the clinician's corrected answer, shown instead of the model's
+                                 */
+                                corrected?: string | null;
+                            } | null;
+                        };
+                    };
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_cases_api_cases_get: {
+        parameters: {
+            query?: {
+                state?: "active" | "open" | "claimed" | "answered" | "closed" | "all";
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CasePage"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    escalate_session_api_cases_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CaseCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaseOut"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    read_case_api_cases__case_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaseDetail"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    claim_case_api_cases__case_id__claim_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClaimRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaseOut"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    pause_model_api_cases__case_id__pause_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PauseRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaseOut"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reply_api_cases__case_id__messages_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplyCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageOut"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    close_case_api_cases__case_id__close_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaseOut"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    summarize_api_cases__case_id__summary_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaseSummary"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The engine failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine is unavailable or overloaded (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine timed out */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    review_answer_api_cases__case_id__reviews_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    review_stats_api_admin_reviews_stats_get: {
+        parameters: {
+            query?: {
+                since?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewStats"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    dataset_from_reviews_api_admin_datasets_from_reviews_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewDatasetRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileObject"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_webhooks_api_admin_webhooks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookOut"][];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_webhook_api_admin_webhooks_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    disable_webhook_api_admin_webhooks__webhook_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_deliveries_api_admin_webhooks__webhook_id__deliveries_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryOut"][];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_models_v1_models_get: {
         parameters: {
             query?: never;
@@ -3168,6 +5503,28 @@ export interface operations {
                              * @description earlier turns that fit in the prompt, this one included
                              */
                             turns_used: number;
+                            /**
+                             * Ai Generated
+                             * @description written by a model (also the x-medchat-ai-generated: true header)
+                             */
+                            ai_generated: boolean;
+                            /** @description the answer names a prescription medicine with a dose (in a stream: on the chunk that carries finish_reason) */
+                            prescription?: {
+                                /**
+                                 * Classes
+                                 * @description medicine classes named, e.g. "antibiotic"
+                                 */
+                                classes: string[];
+                                /** Message Zh */
+                                message_zh: string;
+                                /** Message En */
+                                message_en: string;
+                                /**
+                                 * Matched
+                                 * @description "class.dose" rule ids; never the answer's text
+                                 */
+                                matched: string[];
+                            } | null;
                             /**
                              * Object
                              * @constant

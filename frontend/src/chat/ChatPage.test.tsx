@@ -160,4 +160,43 @@ describe("ChatPage", () => {
     expect(screen.getByRole("button", { name: "删除: 头痛三天" })).toBeInTheDocument();
     expect(await screen.findByText("多喝水")).toBeInTheDocument();
   });
+
+  it("shows a clinician's reply as theirs, AI answers labelled, and the hand-off with its end button", async () => {
+    window.history.replaceState(null, "", `/chat/${SID}`);
+    const handoff = {
+      case_id: "c1",
+      state: "answered",
+      urgent: false,
+      clinician: { name: "王医生", title: "主治医师" },
+      model_paused: true,
+      message_zh: "医生已回复。",
+      message_en: "A clinician has replied.",
+    };
+    const calls = mockFetch({
+      "GET /api/auth/me": () => json(guest),
+      "GET /api/sessions": () => json({ data: [session("转人工")], has_more: false }),
+      [`GET /api/sessions/${SID}`]: () =>
+        json({
+          ...session("转人工"),
+          messages: [
+            message(1, "user", "转人工"),
+            { ...message(2, "assistant", "好的"), ai_generated: true },
+            { ...message(3, "clinician", "建议做胃镜。"), author: { name: "王医生", title: "主治医师" } },
+          ],
+        }),
+      [`GET /api/sessions/${SID}/handoff`]: () => json(handoff),
+      [`DELETE /api/sessions/${SID}/handoff`]: () => json({ ...handoff, state: "closed", model_paused: false }),
+    });
+    renderWith(<ChatPage sessionId={SID} />, { auth: true });
+    expect(await screen.findByText("医生已回复。")).toBeInTheDocument();
+    expect(screen.getByText("AI 已暂停：您的消息会直接交给医生。")).toBeInTheDocument();
+    const reply = screen.getByRole("article", { name: "医生回复" });
+    expect(reply).toHaveTextContent("王医生 · 主治医师");
+    expect(reply).not.toHaveTextContent("AI 生成");
+    expect(screen.getByRole("article", { name: "DISC-MedLLM" })).toHaveTextContent("AI 生成");
+    await userEvent.click(screen.getByRole("button", { name: "结束人工对话" }));
+    await waitFor(() => expect(screen.queryByText("医生已回复。")).not.toBeInTheDocument());
+    expect(calls.some((c) => c.method === "DELETE" && c.path.endsWith("/handoff"))).toBe(true);
+    expect(screen.getByRole("button", { name: "转人工" })).toBeInTheDocument();
+  });
 });

@@ -6,6 +6,7 @@ import { LangSwitch, useI18n } from "../i18n";
 import { Link, navigate } from "../router";
 import { MessageView } from "./MessageView";
 import { SessionList } from "./SessionList";
+import type { Handoff } from "../api/client";
 import type { ChatError } from "./types";
 import { useChat } from "./useChat";
 
@@ -113,6 +114,9 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
               <p className="muted">{t("welcome.disclaimer")}</p>
             </div>
           )}
+          {chat.handoff && chat.handoff.state !== "closed" && (
+            <HandoffBanner handoff={chat.handoff} onEnd={() => void chat.endHandoff()} />
+          )}
           {chat.items.map((item, i) => (
             <MessageView
               key={item.key}
@@ -162,7 +166,19 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
             </button>
           )}
         </form>
-        <p className="footer-disclaimer">{t("chat.footer")}</p>
+        <p className="footer-disclaimer">
+          {t("chat.footer")}{" "}
+          {(!chat.handoff || chat.handoff.state === "closed") && (
+            <button
+              type="button"
+              className="btn btn-link"
+              onClick={() => void chat.askClinician()}
+              disabled={chat.gone}
+            >
+              {t("chat.askClinician")}
+            </button>
+          )}
+        </p>
       </main>
       {signUpOpen && (
         <div className="dialog-backdrop" onClick={() => setSignUpOpen(false)}>
@@ -188,6 +204,23 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
           </div>
         </div>
       )}
+    </div>
+  );
+}
+
+/** A person is involved: what the gateway says about it (urgent: the crisis lines), who took
+ * it, whether the model is paused; the patient may end it. */
+function HandoffBanner({ handoff, onEnd }: { handoff: Handoff; onEnd: () => void }) {
+  const { t, lang } = useI18n();
+  const who = handoff.clinician ? [handoff.clinician.name, handoff.clinician.title].filter(Boolean).join(" · ") : null;
+  return (
+    <div className={`handoff${handoff.urgent ? " handoff-urgent" : ""}`} role="status" data-state={handoff.state}>
+      <p>{lang === "en" ? handoff.message_en : handoff.message_zh}</p>
+      {who && <p className="muted">{t("chat.handoffBy", { name: who })}</p>}
+      {handoff.model_paused && <p className="muted">{t("chat.modelPaused")}</p>}
+      <button type="button" className="btn btn-small" onClick={onEnd}>
+        {t("chat.endHandoff")}
+      </button>
     </div>
   );
 }

@@ -26,7 +26,7 @@ interface Props {
 }
 
 export function MessageView({ item, last, busy, onRegenerate }: Props) {
-  const { t } = useI18n();
+  const { t, lang } = useI18n();
   const [copied, setCopied] = useState(false);
   if (item.role === "user") {
     return (
@@ -35,7 +35,23 @@ export function MessageView({ item, last, busy, onRegenerate }: Props) {
       </article>
     );
   }
+  if (item.role === "clinician") {
+    // A person, not the model: signed, and never labelled AI-generated.
+    const who = item.author ? [item.author.name, item.author.title].filter(Boolean).join(" · ") : t("chat.aClinician");
+    return (
+      <article className="msg msg-clinician" aria-label={t("chat.clinicianLabel")} data-status={item.status}>
+        <p className="msg-author">
+          <span className="badge badge-clinician">{t("chat.clinicianLabel")}</span> {who}
+        </p>
+        <div className="bubble">
+          <Markdown text={item.content} />
+        </div>
+      </article>
+    );
+  }
   const streaming = item.status === "streaming";
+  const review = item.review;
+  const reviewer = review?.reviewer?.name ?? t("chat.aClinician");
   return (
     <article className="msg msg-assistant" aria-label={t("chat.assistant")} data-status={item.status}>
       {item.emergency && <EmergencyNotice notice={item.emergency} />}
@@ -43,6 +59,24 @@ export function MessageView({ item, last, busy, onRegenerate }: Props) {
         {item.content ? <Markdown text={item.content} /> : streaming && <p className="muted">{t("chat.thinking")}</p>}
         {streaming && item.content && <span className="cursor" aria-hidden="true" />}
       </div>
+      {review ? (
+        <p className="msg-label msg-reviewed">
+          {t(review.verdict === "corrected" ? "chat.reviewedCorrected" : "chat.reviewed", { name: reviewer })}
+        </p>
+      ) : (
+        <p className="msg-label">{t("chat.aiLabel")}</p>
+      )}
+      {review?.verdict === "corrected" && review.corrected && (
+        <div className="bubble bubble-correction">
+          <Markdown text={review.corrected} />
+        </div>
+      )}
+      {item.prescription && (
+        <div className="prescription" role="note">
+          <strong>{t("chat.prescriptionTitle")}</strong>
+          <p>{lang === "en" ? item.prescription.message_en : item.prescription.message_zh}</p>
+        </div>
+      )}
       {item.status === "stopped" && <p className="msg-status">{t("chat.stopped")}</p>}
       {item.status === "failed" && <p className="msg-status msg-failed">{t("chat.failed")}</p>}
       {item.disclaimer && <p className="msg-disclaimer">{item.disclaimer}</p>}

@@ -1,7 +1,7 @@
 // The chat's state machine on its own: no React, no fetch; events typed as the gateway
 // documents them.
 import { describe, expect, it } from "vitest";
-import type { ChatAnswer, ChatStreamEvent, Emergency, Message } from "../api/client";
+import type { ChatAnswer, ChatStreamEvent, Emergency, Handoff, Message } from "../api/client";
 import { chatReducer, initialChat, planRetry, type ChatAction, type ChatState } from "./chatReducer";
 import type { ChatError } from "./types";
 
@@ -17,6 +17,7 @@ const msg = (id: number, role: string, content: string, status = "complete"): Me
   completion_tokens: null,
   turns_used: null,
   created_at: "2025-01-01T00:00:00Z",
+  ai_generated: role === "assistant",
 });
 
 const emergency: Emergency = {
@@ -202,5 +203,63 @@ describe("chatReducer", () => {
     const s = play([{ type: "loading" }, { type: "loaded", messages: [msg(1, "user", "q")] }], initialChat("s"));
     expect(s.items).toEqual([{ key: "m1", role: "user", content: "q", status: "unanswered" }]);
     expect(play([{ type: "reset" }], s)).toEqual(initialChat(null));
+  });
+});
+
+describe("clinicians in the loop", () => {
+  const handoff = (state: Handoff["state"], paused = false): Handoff => ({
+    case_id: "c1",
+    state,
+    urgent: false,
+    clinician: state === "open" ? null : { name: "王医生", title: "主治医师" },
+    model_paused: paused,
+    message_zh: "已为您转接人工",
+    message_en: "A person is being brought in",
+  });
+  const asked = (): ChatState =>
+    [{ type: "sending" }, { type: "asked", content: "转人工", key: "u1" }, { type: "opened", key: "a1" }].reduce(
+      (s, a) => chatReducer(s, a as ChatAction),
+      initialChat(null),
+    );
+
+  it("takes the hand-off from meta and keeps the answer", () => {
+    const meta: ChatStreamEvent = {
+      event: "meta",
+      data: {
+        session_id: "s",
+        user_message_id: 1,
+        turns_used: 1,
+        prompt_tokens: 3,
+        emergency: null,
+        handoff: handoff("open"),
+      },
+    };
+    const s = chatReducer(asked(), { type: "event", event: meta });
+    expect(s.handoff?.state).toBe("open");
+    expect(s.items.map((x) => x.role)).toEqual(["user", "assistant"]);
+  });
+
+  it("drops the empty answer when the question is held for the clinician", () => {
+    const held: ChatStreamEvent = { event: "held", data: handoff("claimed", true) };
+    let s = chatReducer(asked(), { type: "event", event: held });
+    s = chatReducer(s, { type: "answered" });
+    expect(s.items.map((x) => [x.role, x.status])).toEqual([["user", "complete"]]);
+    expect(s.handoff?.model_paused).toBe(true);
+  });
+
+  it("shows a clinician's live reply once, signed, and a held question as waiting", () => {
+    const reply = { ...msg(3, "clinician", "建议做胃镜"), author: { name: "王医生", title: "主治医师" } };
+    let s = chatReducer(initialChat("s"), {
+      type: "loaded",
+      messages: [msg(1, "user", "转人工"), msg(2, "assistant", "好的"), msg(4, "user", "还要做什么检查？")],
+      handoff: handoff("claimed", true),
+    });
+    expect(s.items[2].status).toBe("complete"); // waits for the clinician: not "unanswered"
+    s = chatReducer(s, { type: "clinicianMessage", message: reply });
+    s = chatReducer(s, { type: "clinicianMessage", message: reply });
+    expect(s.items.filter((x) => x.role === "clinician")).toHaveLength(1);
+    expect(s.items[3].author?.name).toBe("王医生");
+    s = chatReducer(s, { type: "handoff", handoff: null });
+    expect(s.handoff).toBeNull();
   });
 });

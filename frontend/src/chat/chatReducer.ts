@@ -1,7 +1,7 @@
 // The consultation on screen as a pure state machine: what the patient did, what the gateway
 // said, and the stream's typed events (`ChatStreamEvent`) in; the messages, the phase and the
 // error out. No React, no network: `useChat` does the calls and dispatches what happened.
-import type { ChatStreamEvent, Message } from "../api/client";
+import type { ChatStreamEvent, Handoff, Message } from "../api/client";
 import type { ChatError, ChatItem } from "./types";
 
 export type Phase = "loading" | "idle" | "sending" | "streaming" | "stopping";
@@ -17,6 +17,8 @@ export interface ChatState {
   gone: boolean;
   /** The turn in flight, or the last one that failed; null once a turn is answered. */
   pending: Pending | null;
+  /** A person is involved (a case is active for this session), as the gateway last said. */
+  handoff: Handoff | null;
 }
 
 export type ChatAction =
@@ -24,7 +26,11 @@ export type ChatAction =
   | { type: "reset" }
   /** Another session is being read. */
   | { type: "loading" }
-  | { type: "loaded"; messages: Message[] }
+  | { type: "loaded"; messages: Message[]; handoff?: Handoff | null }
+  /** The hand-off changed (asked for, claimed, paused, answered, ended), or was read. */
+  | { type: "handoff"; handoff: Handoff | null }
+  /** A clinician's reply arrived live. */
+  | { type: "clinicianMessage"; message: Message }
   | { type: "loadFailed"; error: ChatError }
   /** A turn begins (a new consultation's session may still be being created). */
   | { type: "sending" }
@@ -45,23 +51,26 @@ export type ChatAction =
   | { type: "failed"; error: ChatError };
 
 export function initialChat(sessionId: string | null): ChatState {
-  return { items: [], phase: sessionId ? "loading" : "idle", error: null, gone: false, pending: null };
+  return { items: [], phase: sessionId ? "loading" : "idle", error: null, gone: false, pending: null, handoff: null };
 }
 
-function fromStored(m: Message): ChatItem {
+export function fromStored(m: Message): ChatItem {
   return {
     key: `m${m.id}`,
-    role: m.role === "user" ? "user" : "assistant",
+    role: m.role === "user" || m.role === "clinician" ? m.role : "assistant",
     content: m.content,
     status: m.status === "stopped" || m.status === "failed" ? m.status : "complete",
+    ...(m.author ? { author: m.author } : {}),
+    ...(m.review ? { review: m.review } : {}),
   };
 }
 
-/** Stored messages as shown: a question left without an answer is marked so. */
-export function shown(messages: Message[]): ChatItem[] {
+/** Stored messages as shown: a question left without an answer is marked so, unless it
+ * waits for the clinician who paused the model. */
+export function shown(messages: Message[], handoff: Handoff | null = null): ChatItem[] {
   const items = messages.map(fromStored);
   const last = items[items.length - 1];
-  if (last?.role === "user") last.status = "unanswered";
+  if (last?.role === "user" && !handoff?.model_paused) last.status = "unanswered";
   return items;
 }
 
@@ -104,8 +113,11 @@ function onEvent(items: ChatItem[], event: ChatStreamEvent): ChatItem[] {
         status: done.message.status === "stopped" ? "stopped" : "complete",
         disclaimer: done.disclaimer,
         emergency: done.emergency ?? x.emergency ?? null,
+        prescription: done.prescription ?? null,
       }));
     }
+    case "held": // no model answers while a clinician has paused it: no bubble
+      return items.filter((x, i) => !(i === items.length - 1 && x.role === "assistant" && !x.content));
     case "error": // the partial answer is kept, as the gateway stored it
       return patchAnswer(items, (x) => ({ ...x, content: event.data.message.content ?? x.content, status: "failed" }));
   }
@@ -130,8 +142,17 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       return initialChat(null);
     case "loading":
       return { ...state, phase: "loading", error: null, gone: false, pending: null };
-    case "loaded":
-      return { ...state, items: shown(action.messages), phase: "idle" };
+    case "loaded": {
+      const handoff = action.handoff ?? null;
+      return { ...state, items: shown(action.messages, handoff), phase: "idle", handoff };
+    }
+    case "handoff":
+      return { ...state, handoff: action.handoff };
+    case "clinicianMessage": {
+      const item = fromStored(action.message);
+      if (state.items.some((x) => x.key === item.key)) return state;
+      return { ...state, items: [...state.items, item] };
+    }
     case "loadFailed":
       return { ...state, items: [], phase: "idle", error: action.error, gone: action.error.kind === "session_gone" };
     case "sending":
@@ -166,8 +187,12 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
           { key: action.key, role: "assistant", content: "", status: "streaming" },
         ],
       };
-    case "event":
-      return { ...state, items: onEvent(state.items, action.event) };
+    case "event": {
+      const e = action.event;
+      const handoff =
+        e.event === "meta" ? (e.data.handoff ?? state.handoff) : e.event === "held" ? e.data : state.handoff;
+      return { ...state, items: onEvent(state.items, e), handoff };
+    }
     case "stopping":
       return { ...state, phase: "stopping" };
     case "answered":

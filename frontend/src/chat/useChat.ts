@@ -2,7 +2,7 @@
 // the stream read into typed events. What the screen shows follows from `chatReducer`; this
 // hook only does the I/O and dispatches what happened.
 import { useCallback, useEffect, useReducer, useRef } from "react";
-import { api, ApiError, errorFrom, unwrap, type Message } from "../api/client";
+import { api, ApiError, errorFrom, unwrap, type Handoff, type Message } from "../api/client";
 import { readSse } from "../api/sse";
 import type { Lang } from "../i18n";
 import { chatReducer, initialChat, planRetry } from "./chatReducer";
@@ -25,6 +25,12 @@ async function readSession(id: string): Promise<Message[]> {
   return detail.messages;
 }
 
+async function readHandoff(id: string): Promise<Handoff | null> {
+  return (
+    (await unwrap(api.GET("/api/sessions/{session_id}/handoff", { params: { path: { session_id: id } } }))) ?? null
+  );
+}
+
 export function useChat({ sessionId, lang, onCreated, onChanged }: Options) {
   const [state, dispatch] = useReducer(chatReducer, sessionId, initialChat);
   const busy = useRef(false); // synchronous guard: a double click sends once
@@ -43,13 +49,29 @@ export function useChat({ sessionId, lang, onCreated, onChanged }: Options) {
     busy.current = false;
     dispatch({ type: "loading" });
     let live = true;
-    readSession(sessionId).then(
-      (messages) => live && dispatch({ type: "loaded", messages }),
+    // The hand-off is secondary: a failure to read it leaves the conversation readable.
+    Promise.all([readSession(sessionId), readHandoff(sessionId).catch(() => null)]).then(
+      ([messages, handoff]) => live && dispatch({ type: "loaded", messages, handoff }),
       (e) => live && dispatch({ type: "loadFailed", error: classify(e) }),
     );
     return () => {
       live = false;
     };
+  }, [sessionId]);
+
+  // While a session is open, a clinician's replies and the hand-off's changes arrive live
+  // (the browser's EventSource reconnects by itself; a reconnect reads nothing twice: replies
+  // are keyed by their stored id).
+  useEffect(() => {
+    if (sessionId === null || typeof EventSource === "undefined") return;
+    const source = new EventSource(`/api/sessions/${encodeURIComponent(sessionId)}/events`, { withCredentials: true });
+    source.addEventListener("handoff", (e) =>
+      dispatch({ type: "handoff", handoff: JSON.parse((e as MessageEvent<string>).data) as Handoff }),
+    );
+    source.addEventListener("message", (e) =>
+      dispatch({ type: "clinicianMessage", message: JSON.parse((e as MessageEvent<string>).data) as Message }),
+    );
+    return () => source.close();
   }, [sessionId]);
 
   /** Stream one answer: to a new question (`content`), or again to the last one (null). */
@@ -175,6 +197,37 @@ export function useChat({ sessionId, lang, onCreated, onChanged }: Options) {
     }, 5000);
   }, []);
 
-  const { items, phase, error, gone } = state;
-  return { items, phase, error, gone, send, regenerate, retry, stop };
+  /** The patient asks for a person (a new consultation gets its session first). */
+  const askClinician = useCallback(async () => {
+    let id = current.current;
+    try {
+      if (id === null) {
+        id = (await unwrap(api.POST("/api/sessions", { body: {} }))).id;
+        created.current = id;
+        current.current = id;
+        onCreated(id);
+      }
+      const handoff = await unwrap(
+        api.POST("/api/sessions/{session_id}/handoff", { params: { path: { session_id: id } } }),
+      );
+      dispatch({ type: "handoff", handoff });
+    } catch (e) {
+      dispatch({ type: "failed", error: classify(e) });
+    }
+  }, [onCreated]);
+
+  /** The patient ends the hand-off: the model answers again. */
+  const endHandoff = useCallback(async () => {
+    const id = current.current;
+    if (!id) return;
+    try {
+      await unwrap(api.DELETE("/api/sessions/{session_id}/handoff", { params: { path: { session_id: id } } }));
+      dispatch({ type: "handoff", handoff: null });
+    } catch (e) {
+      dispatch({ type: "failed", error: classify(e) });
+    }
+  }, []);
+
+  const { items, phase, error, gone, handoff } = state;
+  return { items, phase, error, gone, handoff, send, regenerate, retry, stop, askClinician, endHandoff };
 }
