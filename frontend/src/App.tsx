@@ -8,6 +8,7 @@ import { Evals } from "./admin/Evals";
 import { FineTunes } from "./admin/FineTunes";
 import { JobPage } from "./admin/JobPage";
 import { Models } from "./admin/Models";
+import { Reviews } from "./admin/Reviews";
 import { useAuth } from "./auth/AuthContext";
 import { ChatPage } from "./chat/ChatPage";
 import { CasePage } from "./clinician/CasePage";
@@ -45,6 +46,7 @@ export function App() {
     else if ((params = match("/admin/evals/:id", path))) page = <EvalRunPage runId={params.id} />;
     else if (path.startsWith("/admin/evals")) page = <Evals />;
     else if (path.startsWith("/admin/audit")) page = <Audit />;
+    else if (path.startsWith("/admin/reviews")) page = <Reviews />;
     return <AdminLayout key={path}>{page}</AdminLayout>;
   }
   return <ChatPage sessionId={null} />;

@@ -12,6 +12,7 @@ export function AdminLayout({ children }: { children: ReactNode }) {
     ["/admin/jobs", t("admin.finetunes")],
     ["/admin/models", t("admin.models")],
     ["/admin/evals", t("admin.evals")],
+    ["/admin/reviews", t("admin.reviews")],
     ["/admin/audit", t("admin.audit")],
   ] as const;
   return (
@@ -21,6 +22,9 @@ export function AdminLayout({ children }: { children: ReactNode }) {
           {t("app.name")} · {t("admin.title")}
         </span>
         <span className="spacer" />
+        <Link className="btn btn-ghost" href="/clinician">
+          {t("clinician.title")}
+        </Link>
         <Link className="btn btn-ghost" href="/chat">
           {t("admin.backToChat")}
         </Link>

@@ -1469,6 +1469,12 @@ export interface components {
             handoff?: components["schemas"]["Handoff"] | null;
             /** @description present when the answer names a prescription medicine with a dose */
             prescription?: components["schemas"]["Prescription"] | null;
+            /**
+             * Ai Generated
+             * @description the answer was written by a model (also the x-medchat-ai-generated: true header); a clinician's review shows on the stored message later
+             * @default true
+             */
+            ai_generated: boolean;
         };
         /** ChatCompletion */
         ChatCompletion: {

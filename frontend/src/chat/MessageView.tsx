@@ -52,24 +52,35 @@ export function MessageView({ item, last, busy, onRegenerate }: Props) {
   const streaming = item.status === "streaming";
   const review = item.review;
   const reviewer = review?.reviewer?.name ?? t("chat.aClinician");
+  // A corrected answer is shown as the clinician wrote it; the model's stays one click away.
+  const corrected = review?.verdict === "corrected" && review.corrected ? review.corrected : null;
+  const shownText = corrected ?? item.content;
   return (
-    <article className="msg msg-assistant" aria-label={t("chat.assistant")} data-status={item.status}>
+    <article
+      className={`msg msg-assistant${review ? " msg-reviewed-answer" : ""}`}
+      aria-label={t("chat.assistant")}
+      data-status={item.status}
+      data-ai-generated={review ? undefined : "true"}
+    >
       {item.emergency && <EmergencyNotice notice={item.emergency} />}
-      <div className="bubble" aria-busy={streaming}>
-        {item.content ? <Markdown text={item.content} /> : streaming && <p className="muted">{t("chat.thinking")}</p>}
-        {streaming && item.content && <span className="cursor" aria-hidden="true" />}
-      </div>
       {review ? (
         <p className="msg-label msg-reviewed">
-          {t(review.verdict === "corrected" ? "chat.reviewedCorrected" : "chat.reviewed", { name: reviewer })}
+          <span aria-hidden="true">✓ </span>
+          {t(corrected ? "chat.reviewedCorrected" : "chat.reviewed", { name: reviewer })}
         </p>
       ) : (
-        <p className="msg-label">{t("chat.aiLabel")}</p>
+        <p className="msg-label msg-ai">{t("chat.aiLabel")}</p>
       )}
-      {review?.verdict === "corrected" && review.corrected && (
-        <div className="bubble bubble-correction">
-          <Markdown text={review.corrected} />
-        </div>
+      <div className={`bubble${corrected ? " bubble-correction" : ""}`} aria-busy={streaming}>
+        {shownText ? <Markdown text={shownText} /> : streaming && <p className="muted">{t("chat.thinking")}</p>}
+        {streaming && item.content && <span className="cursor" aria-hidden="true" />}
+      </div>
+      {corrected && (
+        <details className="msg-original">
+          <summary>{t("chat.originalAnswer")}</summary>
+          <p className="msg-label msg-ai">{t("chat.aiLabel")}</p>
+          <Markdown text={item.content} />
+        </details>
       )}
       {item.prescription && (
         <div className="prescription" role="note">
@@ -86,7 +97,7 @@ export function MessageView({ item, last, busy, onRegenerate }: Props) {
             type="button"
             className="btn btn-small"
             onClick={async () => {
-              await copyText(item.content);
+              await copyText(shownText);
               setCopied(true);
               setTimeout(() => setCopied(false), 1500);
             }}

@@ -35,6 +35,7 @@ const answer = (content: string, status = "complete", extra: Partial<ChatAnswer>
   usage: { prompt_tokens: 5, completion_tokens: 3 },
   disclaimer: "not a diagnosis",
   emergency: null,
+  ai_generated: true,
   ...extra,
 });
 

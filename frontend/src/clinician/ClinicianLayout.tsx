@@ -9,12 +9,18 @@ export function ClinicianLayout({ children }: { children: ReactNode }) {
   const { user, signOut } = useAuth();
   const allowed = user?.role === "clinician" || user?.role === "admin";
   return (
-    <div className="admin">
+    <div className="admin clinician">
       <header className="topbar">
         <Link className="brand" href="/clinician">
-          {t("app.name")} · {t("clinician.title")}
+          <span className="brand-full">{t("app.name")} · </span>
+          {t("clinician.title")}
         </Link>
         <span className="spacer" />
+        {user?.role === "admin" && (
+          <Link className="btn btn-ghost" href="/admin/datasets">
+            {t("chat.admin")}
+          </Link>
+        )}
         <LangSwitch />
         <button
           type="button"
@@ -27,7 +33,7 @@ export function ClinicianLayout({ children }: { children: ReactNode }) {
           {t("auth.signOut")}
         </button>
       </header>
-      <main className="clinician-page">{allowed ? children : <p role="alert">{t("admin.forbidden")}</p>}</main>
+      <main className="clinician-page">{allowed ? children : <p role="alert">{t("clinician.forbidden")}</p>}</main>
     </div>
   );
 }

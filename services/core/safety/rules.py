@@ -1,7 +1,8 @@
 """The emergency rules: the YAML file's schema, its validation with errors that name the file,
 rule and field, and its compilation into a `RuleSet` (regexes with macros expanded, each with
 its literal prefilter). `emergency_rules.yaml` beside this module is the default; `load_rules`
-validates a deployment's own copy."""
+validates a deployment's own copy. The reading, validation and regex helpers below
+(`validate_yaml`, `read_rules_file`, `compile_rule`) serve the prescription rules too."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -292,36 +293,59 @@ def _describe_loc(raw: Any, loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def _parse(text: str, source: str) -> RuleSet:
+_Spec = TypeVar("_Spec", bound=BaseModel)
+
+
+def validate_yaml(text: str, source: str, schema: type[_Spec], what: str) -> _Spec:
+    """A rules file's YAML checked against `schema`; a `RulesError` names the file and, for
+    each problem, the rule (by id) and the field. Shared by every rules file of this package."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise RulesError(source, f"not valid YAML: {e}") from None
     try:
-        spec = RulesFile.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as e:
         problems = "; ".join(
             f"{_describe_loc(raw, tuple(err['loc']))}: {err['msg']}" for err in e.errors()
         )
-        raise RulesError(source, f"invalid emergency rules: {problems}") from None
-    return _build(spec, source)
+        raise RulesError(source, f"invalid {what}: {problems}") from None
 
 
-def load_rules(path: str | os.PathLike[str]) -> RuleSet:
-    """Load and validate a rules file; raises `RulesError` naming the file, rule and field."""
+def read_rules_file(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(text, source) of a deployment's rules file; a `RulesError` when it cannot be read."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8"), str(p)
     except OSError as e:
         raise RulesError(str(p), f"cannot read rules file: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         raise RulesError(str(p), f"rules file is not UTF-8: {e}") from None
-    return _parse(text, str(p))
+
+
+def read_packaged_rules(name: str) -> tuple[str, str]:
+    """(text, source) of a rules file shipped beside this module."""
+    resource = resources.files(__package__ or "services.core.safety") / name
+    return resource.read_text(encoding="utf-8"), str(resource)
+
+
+def compile_rule(regex: str, source: str, where: str) -> re.Pattern[str]:
+    """One regex of a rules file (no macros), or a `RulesError` naming where it is; an
+    upper-case literal is an error too, since rules see lower-cased text."""
+    return _compile(regex, {}, source, where)
+
+
+def _parse(text: str, source: str) -> RuleSet:
+    return _build(validate_yaml(text, source, RulesFile, "emergency rules"), source)
+
+
+def load_rules(path: str | os.PathLike[str]) -> RuleSet:
+    """Load and validate a rules file; raises `RulesError` naming the file, rule and field."""
+    return _parse(*read_rules_file(path))
 
 
 @lru_cache(maxsize=1)
 def default_rules() -> RuleSet:
     """The rules packaged with this module, read and compiled once (~0.1 s): call it at
     start-up so the first patient message does not pay for it."""
-    resource = resources.files(__package__ or "services.core.safety") / DEFAULT_RULES_RESOURCE
-    return _parse(resource.read_text(encoding="utf-8"), str(resource))
+    return _parse(*read_packaged_rules(DEFAULT_RULES_RESOURCE))

@@ -41,6 +41,11 @@ class ChatAnswer(BaseModel):
     prescription: Prescription | None = Field(
         None, description="present when the answer names a prescription medicine with a dose"
     )
+    ai_generated: bool = Field(
+        default=True,
+        description="the answer was written by a model (also the x-medchat-ai-generated: true"
+        " header); a clinician's review shows on the stored message later",
+    )
 
 
 class HeldForClinician(BaseModel):
