@@ -523,7 +523,8 @@ class Bench:
         self.start(
             "py-spy",
             [
-                str(spy), "record", "--pid", str(self.procs["gateway"].pid), "--rate", "100",
+                str(spy), "record", "--pid", str(self.procs["gateway"].pid),
+                "--rate", str(self.a.profile_rate),
                 "--format", "raw", "--full-filenames", "--nolineno", "--nonblocking",
                 "--output", str(out_file),
             ],
@@ -612,7 +613,7 @@ def top_frames(path: Path, n: int = 12) -> list[str]:
                 repo_incl[f] += k
     if not total:
         return ["(empty profile)"]
-    lines = [f"py-spy: {total} samples of the gateway process (100 Hz, busy threads only)"]
+    lines = [f"py-spy: {total} samples of the gateway process (busy threads only)"]
     lines.append("  self time by package: " + ", ".join(
         f"{p} {c / total:.0%}" for p, c in pkg.most_common(10)))  # fmt: skip
     lines.append("  hottest frames (self):")
@@ -982,6 +983,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profile", action="store_true", help="py-spy the gateway (last level)")
     found = shutil.which("py-spy") or (str(TOOLS_VENV_PYSPY) if TOOLS_VENV_PYSPY.exists() else "")
     ap.add_argument("--py-spy", default=found, help="py-spy executable")
+    ap.add_argument(
+        "--profile-rate", type=int, default=100, help="--profile samples per second (py-spy)"
+    )
     ap.add_argument("--out", type=Path, default=OUT / "gateway_overhead.jsonl")
     ap.add_argument("--label", default="gateway_overhead")
     ap.add_argument("--serve-gateway", type=int, metavar="PORT", help=argparse.SUPPRESS)

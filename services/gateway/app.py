@@ -186,6 +186,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     # Outermost: sees every answer; the only middleware that wraps outgoing chunks.
     app.add_middleware(RequestContext, metrics=metrics, add_headers=ratelimit_headers)
+    # First: routes are matched in order, and each router passed costs microseconds on every
+    # request; /v1/chat/completions is the hot path (bench/gateway_overhead.py).
+    app.include_router(openai_router)
     app.include_router(auth_router)
     app.include_router(accounts_router)
     app.include_router(privacy_router)
@@ -198,7 +201,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(cases_router)
     app.include_router(reviews_router)
     app.include_router(webhooks_router)
-    app.include_router(openai_router)
     app.include_router(files_router)
     app.include_router(finetune_router)
     app.include_router(evals_router)

@@ -10,7 +10,7 @@ import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -117,7 +117,9 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
 
-        async def send_with_id(message: Message) -> None:
+        def send_with_id(message: Message) -> Awaitable[None]:
+            # A plain function returning the inner send's awaitable: no coroutine of its own
+            # per streamed chunk (it runs once per token of every answer).
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -125,7 +127,7 @@ class RequestContext:
                 if self.add_headers is not None:
                     headers += self.add_headers(scope, {name.lower() for name, _ in headers})
                 message["headers"] = headers
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_with_id)

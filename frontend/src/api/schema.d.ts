@@ -4,6 +4,44 @@
  */
 
 export interface paths {
+    "/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Models
+         * @description The engine's own model first, then the fine-tunes published to the registry;
+         *     `serving` marks the one that answers (the admin's choice).
+         */
+        get: operations["list_models_v1_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Chat Completions */
+        post: operations["chat_completions_v1_chat_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/guest": {
         parameters: {
             query?: never;
@@ -823,44 +861,6 @@ export interface paths {
         get: operations["list_deliveries_api_admin_webhooks__webhook_id__deliveries_get"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/models": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * List Models
-         * @description The engine's own model first, then the fine-tunes published to the registry;
-         *     `serving` marks the one that answers (the admin's choice).
-         */
-        get: operations["list_models_v1_models_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/chat/completions": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Chat Completions */
-        post: operations["chat_completions_v1_chat_completions_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2805,6 +2805,217 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_models_v1_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    chat_completions_v1_chat_completions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatCompletionRequest"];
+            };
+        };
+        responses: {
+            /** @description `ChatCompletion` as JSON, or with `stream` server-sent events whose `data` is a `chat.completion.chunk` (or an error), ending with `data: [DONE]`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatCompletion"];
+                    "text/event-stream": {
+                        /** Data */
+                        data: {
+                            /** Id */
+                            id: string;
+                            /** Created */
+                            created: number;
+                            /**
+                             * Model
+                             * @description the model that answered
+                             */
+                            model: string;
+                            /**
+                             * Disclaimer
+                             * @description answers come from a model and are not a diagnosis
+                             */
+                            disclaimer: string;
+                            /** @description present when the user's last words suggest an emergency */
+                            emergency: components["schemas"]["Emergency"] | null;
+                            /**
+                             * Turns Used
+                             * @description earlier turns that fit in the prompt, this one included
+                             */
+                            turns_used: number;
+                            /**
+                             * Ai Generated
+                             * @description written by a model (also the x-medchat-ai-generated: true header)
+                             */
+                            ai_generated: boolean;
+                            /** @description the answer names a prescription medicine with a dose (in a stream: on the chunk that carries finish_reason) */
+                            prescription?: {
+                                /**
+                                 * Classes
+                                 * @description medicine classes named, e.g. "antibiotic"
+                                 */
+                                classes: string[];
+                                /** Message Zh */
+                                message_zh: string;
+                                /** Message En */
+                                message_en: string;
+                                /**
+                                 * Matched
+                                 * @description "class.dose" rule ids; never the answer's text
+                                 */
+                                matched: string[];
+                            } | null;
+                            /**
+                             * Object
+                             * @constant
+                             */
+                            object: "chat.completion.chunk";
+                            /** Choices */
+                            choices: {
+                                /** Index */
+                                index: number;
+                                /** ChunkDelta */
+                                delta: {
+                                    /** Role */
+                                    role?: "assistant" | null;
+                                    /** Content */
+                                    content?: string | null;
+                                };
+                                /** Finish Reason */
+                                finish_reason: string | null;
+                            }[];
+                            usage?: {
+                                /** Prompt Tokens */
+                                prompt_tokens: number;
+                                /** Completion Tokens */
+                                completion_tokens: number;
+                                /** Total Tokens */
+                                total_tokens: number;
+                            } | null;
+                        } | {
+                            error: components["schemas"]["ErrorObject"];
+                        } | "[DONE]";
+                    };
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine is unavailable or overloaded (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine timed out */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     start_guest_api_auth_guest_post: {
         parameters: {
             query?: never;
@@ -5423,217 +5634,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    list_models_v1_models_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelList"];
-                };
-            };
-            /** @description Not signed in */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Not allowed */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    chat_completions_v1_chat_completions_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ChatCompletionRequest"];
-            };
-        };
-        responses: {
-            /** @description `ChatCompletion` as JSON, or with `stream` server-sent events whose `data` is a `chat.completion.chunk` (or an error), ending with `data: [DONE]`. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ChatCompletion"];
-                    "text/event-stream": {
-                        /** Data */
-                        data: {
-                            /** Id */
-                            id: string;
-                            /** Created */
-                            created: number;
-                            /**
-                             * Model
-                             * @description the model that answered
-                             */
-                            model: string;
-                            /**
-                             * Disclaimer
-                             * @description answers come from a model and are not a diagnosis
-                             */
-                            disclaimer: string;
-                            /** @description present when the user's last words suggest an emergency */
-                            emergency: components["schemas"]["Emergency"] | null;
-                            /**
-                             * Turns Used
-                             * @description earlier turns that fit in the prompt, this one included
-                             */
-                            turns_used: number;
-                            /**
-                             * Ai Generated
-                             * @description written by a model (also the x-medchat-ai-generated: true header)
-                             */
-                            ai_generated: boolean;
-                            /** @description the answer names a prescription medicine with a dose (in a stream: on the chunk that carries finish_reason) */
-                            prescription?: {
-                                /**
-                                 * Classes
-                                 * @description medicine classes named, e.g. "antibiotic"
-                                 */
-                                classes: string[];
-                                /** Message Zh */
-                                message_zh: string;
-                                /** Message En */
-                                message_en: string;
-                                /**
-                                 * Matched
-                                 * @description "class.dose" rule ids; never the answer's text
-                                 */
-                                matched: string[];
-                            } | null;
-                            /**
-                             * Object
-                             * @constant
-                             */
-                            object: "chat.completion.chunk";
-                            /** Choices */
-                            choices: {
-                                /** Index */
-                                index: number;
-                                /** ChunkDelta */
-                                delta: {
-                                    /** Role */
-                                    role?: "assistant" | null;
-                                    /** Content */
-                                    content?: string | null;
-                                };
-                                /** Finish Reason */
-                                finish_reason: string | null;
-                            }[];
-                            usage?: {
-                                /** Prompt Tokens */
-                                prompt_tokens: number;
-                                /** Completion Tokens */
-                                completion_tokens: number;
-                                /** Total Tokens */
-                                total_tokens: number;
-                            } | null;
-                        } | {
-                            error: components["schemas"]["ErrorObject"];
-                        } | "[DONE]";
-                    };
-                };
-            };
-            /** @description Bad request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Not signed in */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Not allowed */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Invalid request */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Rate limited (see Retry-After) */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The engine failed */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The engine is unavailable or overloaded (see Retry-After) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The engine timed out */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

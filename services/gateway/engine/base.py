@@ -101,6 +101,154 @@ class Generation:
             pending.cancel()  # a no-op once done; else the caller was cancelled or `work` failed
 
 
+class _Expired(TimeoutError):
+    """A deadline of the stream passed (set on the response body by `_SSE`'s watchdog)."""
+
+
+# The longest line of an event stream (aiohttp's readline limit, which this replaces, is
+# twice its 256 KiB read buffer): no engine sends such an event.
+MAX_SSE_LINE = 2 * 2**18
+# A finished stream whose last bytes (the chunked body's end) are still on the way keeps
+# its connection this long, so that it goes back to the pool instead of being closed.
+DRAIN_GRACE_S = 1.0
+
+
+class _SSE:
+    """The `data:` payloads of an open SSE response, read a network chunk at a time.
+
+    Timeouts are enforced once per stream, not per chunk: aiohttp's `sock_read` re-arms a
+    timer on every chunk it receives (and its `total` enters a timer context on every
+    read), which at 64 tokens per answer was a visible part of the gateway's CPU per
+    request. One watchdog timer per stream instead, re-armed only when it fires: it ends
+    the stream when a read has waited `stall_s` for data (the first token included, like
+    `sock_read`), or when the stream passes its total deadline."""
+
+    __slots__ = (
+        "_content",
+        "_deadline",
+        "_expired",
+        "_finished",
+        "_generation",
+        "_handle",
+        "_loop",
+        "_response",
+        "_rest",
+        "_stall_s",
+        "_waiting_since",
+        "_where",
+        "first",
+    )
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        generation: Generation,
+        *,
+        where: str,
+        stall_s: float,
+        deadline: float,
+    ):
+        self._response = response
+        self._content = response.content
+        self._generation = generation
+        self._where = where
+        self._loop = loop = asyncio.get_running_loop()
+        self._stall_s = stall_s
+        self._deadline = deadline
+        self._rest = b""
+        self._finished = False
+        self._expired = False
+        self.first = True  # no payload read yet
+        self._waiting_since: float | None = None
+        self._handle: asyncio.TimerHandle | None = loop.call_at(
+            min(deadline, loop.time() + stall_s), self._watch
+        )
+
+    async def read(self) -> list[bytes]:
+        """The payloads of the next chunk(s) of the body; [] at its end (or once cancelled).
+
+        Raises EngineTimeout, EngineGenerationFailed (the stream broke) or
+        EngineProtocolError (a line too long to be an event)."""
+        content, loop = self._content, self._loop
+        try:
+            while True:
+                self._waiting_since = loop.time()
+                chunk = await content.readany()
+                self._waiting_since = None
+                if not chunk:  # the end of the body (a last line may lack its newline)
+                    rest, self._rest = self._rest, b""
+                    return [rest[5:].strip()] if rest.startswith(b"data:") else []
+                if self._rest:
+                    chunk = self._rest + chunk
+                lines = chunk.split(b"\n")
+                self._rest = rest = lines.pop()
+                if len(rest) > MAX_SSE_LINE:
+                    raise EngineProtocolError(
+                        f"{self._where} sent a line longer than {MAX_SSE_LINE} bytes"
+                    )
+                if len(lines) == 2 and not lines[1]:  # the usual chunk: one event, one line
+                    line = lines[0]
+                    payloads = [line[5:].strip()] if line.startswith(b"data:") else []
+                else:
+                    payloads = [line[5:].strip() for line in lines if line.startswith(b"data:")]
+                if payloads:
+                    self.first = False
+                    return payloads
+        except TimeoutError as exc:
+            raise EngineTimeout(str(exc) or f"{self._where} stopped sending tokens") from exc
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            if self._generation.cancelled:
+                return []
+            raise EngineGenerationFailed(
+                f"the stream of {self._where} broke: {type(exc).__name__}: {exc}"
+            ) from exc
+        except (HttpProcessingError, ValueError) as exc:  # e.g. a malformed chunked body
+            raise EngineProtocolError(f"{self._where} sent an unreadable stream: {exc}") from exc
+
+    def finished(self) -> None:
+        """The protocol read its final event: the connection may go back to the pool, and
+        there is nothing left for `Generation.cancel()` to close."""
+        self._finished = True
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._generation._response is self._response:
+            self._generation._response = None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        response = self._response
+        if self._generation._response is response:
+            self._generation._response = None  # over: nothing left for cancel() to close
+        if not (self._finished and not self._expired):
+            response.close()
+        elif not self._content.is_eof():
+            # The final event came before the body's end: aiohttp releases the connection
+            # to the pool when that end arrives; an engine that never sends it is closed.
+            self._loop.call_later(DRAIN_GRACE_S, response.close)
+
+    def _watch(self) -> None:
+        now = self._loop.time()
+        since = self._waiting_since
+        if now >= self._deadline:
+            self._expire(f"{self._where} did not finish the answer in time")
+        elif since is not None and now - since >= self._stall_s:
+            what = "send its first token" if self.first else "send the next token"
+            self._expire(f"{self._where} did not {what} within {self._stall_s:g} s")
+        else:  # not waiting, or not for long: look again when a stall could be complete
+            due = min(self._deadline, (now if since is None else since) + self._stall_s)
+            self._handle = self._loop.call_at(due, self._watch)
+
+    def _expire(self, message: str) -> None:
+        """Fail the pending (or the next) read and drop the connection at once."""
+        self._handle = None
+        self._expired = True
+        self._content.set_exception(_Expired(message))
+        self._response.close()
+
+
 class EngineClient(ABC):
     def __init__(
         self,
@@ -113,7 +261,13 @@ class EngineClient(ABC):
     ):
         self.base_url = base_url.rstrip("/")
         self.first_token_timeout_s = first_token_timeout_s
+        self.total_timeout_s = total_timeout_s
         self.retries = retries
+        # Streams: the connect timeout only; `_SSE` enforces the first-token, stall and total
+        # timeouts once per stream (the session's defaults below hold for the other calls).
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout_s, sock_read=None
+        )
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(
                 total=total_timeout_s,
@@ -165,9 +319,20 @@ class EngineClient(ABC):
                 await asyncio.sleep(0.2 * 2**n)
         raise AssertionError("unreachable")
 
-    async def _request(self, method: str, path: str, body: Any = None) -> aiohttp.ClientResponse:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
         try:
-            response = await self._session.request(method, self.base_url + path, json=body)
+            if timeout is None:
+                response = await self._session.request(method, self.base_url + path, json=body)
+            else:
+                response = await self._session.request(
+                    method, self.base_url + path, json=body, timeout=timeout
+                )
         except TimeoutError as exc:
             raise EngineTimeout(
                 f"the engine at {self.base_url} did not answer {path} in time"
@@ -202,27 +367,35 @@ class EngineClient(ABC):
 
         return await self._with_retries(attempt)
 
-    async def _sse(self, path: str, body: Any, generation: Generation) -> AsyncIterator[bytes]:
-        """`data:` payloads of an SSE response, one at a time."""
-        response = await self._with_retries(lambda: self._request("POST", path, body))
-        generation._response = response
-        try:
-            async for line in response.content:
-                if line.startswith(b"data:"):
-                    yield line[5:].strip()
-        except TimeoutError as exc:
-            raise EngineTimeout(f"the engine at {self.base_url} stopped sending tokens") from exc
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            if generation.cancelled:
-                return
-            raise EngineGenerationFailed(
-                f"the stream of {self.base_url}{path} broke: {type(exc).__name__}: {exc}"
-            ) from exc
-        except (HttpProcessingError, ValueError) as exc:  # LineTooLong: one line past the
-            # read buffer's limit (512 KiB with aiohttp 3.14): no engine sends such an event
-            raise EngineProtocolError(f"{path} sent an unreadable stream: {exc}") from exc
-        finally:
+    async def _open_sse(self, path: str, body: Any, generation: Generation) -> _SSE | None:
+        """POST a streaming request; None when the generation was cancelled meanwhile."""
+        loop = asyncio.get_running_loop()
+        where = f"the engine at {self.base_url}{path}"
+        deadline = 0.0
+
+        async def attempt() -> aiohttp.ClientResponse:
+            # Per attempt, like aiohttp's timeouts: the total from its start, and until the
+            # answer's head the first-token timeout.
+            nonlocal deadline
+            deadline = loop.time() + self.total_timeout_s
+            try:
+                async with asyncio.timeout(min(self.first_token_timeout_s, self.total_timeout_s)):
+                    return await self._request("POST", path, body, self._stream_timeout)
+            except TimeoutError as exc:
+                raise EngineTimeout(f"{where} did not answer in time") from exc
+
+        response = await self._with_retries(attempt)
+        if generation.cancelled:
             response.close()
+            return None
+        generation._response = response
+        return _SSE(
+            response,
+            generation,
+            where=where,
+            stall_s=self.first_token_timeout_s,
+            deadline=deadline,
+        )
 
 
 async def _error_from(response: aiohttp.ClientResponse) -> EngineError:
@@ -255,10 +428,3 @@ def unreadable(exc: Exception) -> EngineProtocolError:
     """An event whose fields are not what the protocol says (a list for an object, text for
     a number): the answer fails as unreadable rather than crashing the request."""
     return EngineProtocolError(f"an event the gateway cannot read: {type(exc).__name__}: {exc}")
-
-
-def loads(payload: bytes, what: str) -> Any:
-    try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise EngineProtocolError(f"{what} sent an event that is not JSON") from exc

@@ -6,6 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
+
 from .base import (
     EngineClient,
     EngineInfo,
@@ -13,7 +15,6 @@ from .base import (
     Generation,
     GenerationParams,
     Token,
-    loads,
     unreadable,
 )
 from .errors import (
@@ -95,33 +96,44 @@ class TGIClient(EngineClient):
     async def _tgi_events(
         self, body: dict[str, Any], generation: Generation
     ) -> AsyncIterator[Token | Finish]:
+        sse = await self._open_sse("/generate_stream", body, generation)
+        if sse is None:
+            return
         try:
-            async for payload in self._sse("/generate_stream", body, generation):
-                event = loads(payload, "TGI")
-                if not isinstance(event, dict):
-                    raise EngineProtocolError("TGI sent an event that is not an object")
-                if "error" in event:  # TGI reports failures as an event on a 200 stream
-                    kind = event.get("error_type")
-                    message = str(event["error"])[:300]
-                    if kind == "overloaded":
-                        raise EngineOverloaded(message, retry_after_s=1)
-                    if kind == "validation":
-                        raise EngineRejected(message)
-                    raise EngineGenerationFailed(f"TGI failed mid-stream: {message}")
-                token = event.get("token")
-                if not isinstance(token, dict):
-                    raise EngineProtocolError("TGI event without a token")
-                if not token.get("special"):
-                    yield Token(str(token.get("text", "")))
-                if event.get("generated_text") is not None:
-                    details = event.get("details") or {}
-                    reason = details.get("finish_reason", "eos_token")
-                    yield Finish(
-                        "length" if reason == "length" else "stop",
-                        int(details.get("generated_tokens", 0)),
-                    )
-                    return
+            while payloads := await sse.read():
+                for payload in payloads:
+                    try:
+                        event = orjson.loads(payload)
+                    except orjson.JSONDecodeError as exc:
+                        raise EngineProtocolError("TGI sent an event that is not JSON") from exc
+                    if not isinstance(event, dict):
+                        raise EngineProtocolError("TGI sent an event that is not an object")
+                    if "error" in event:  # TGI reports failures as an event on a 200 stream
+                        kind = event.get("error_type")
+                        message = str(event["error"])[:300]
+                        if kind == "overloaded":
+                            raise EngineOverloaded(message, retry_after_s=1)
+                        if kind == "validation":
+                            raise EngineRejected(message)
+                        raise EngineGenerationFailed(f"TGI failed mid-stream: {message}")
+                    token = event.get("token")
+                    if not isinstance(token, dict):
+                        raise EngineProtocolError("TGI event without a token")
+                    if not token.get("special"):
+                        yield Token(str(token.get("text", "")))
+                    if event.get("generated_text") is not None:
+                        details = event.get("details") or {}
+                        reason = details.get("finish_reason", "eos_token")
+                        finish = Finish(
+                            "length" if reason == "length" else "stop",
+                            int(details.get("generated_tokens", 0)),
+                        )
+                        sse.finished()
+                        yield finish
+                        return
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise unreadable(exc) from exc
+        finally:
+            sse.close()
         if not generation.cancelled:
             raise EngineGenerationFailed("the engine's stream ended without a final event")
