@@ -50,6 +50,8 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
     }
   }
 
+  const handingOff = chat.handoff !== null && chat.handoff.state !== "closed";
+  const asking = chat.asking;
   const lastAssistant = chat.items.length > 0 && chat.items[chat.items.length - 1].role === "assistant";
 
   return (
@@ -106,6 +108,7 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
         />
       </aside>
       <main className="chat-main">
+        {handingOff && <HandoffBanner handoff={chat.handoff!} onEnd={() => void chat.endHandoff()} />}
         <div className="messages" aria-live="polite" aria-busy={streaming}>
           {chat.phase === "loading" && <p className="muted center">{t("common.loading")}</p>}
           {chat.phase !== "loading" && chat.items.length === 0 && !chat.error && (
@@ -113,9 +116,6 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
               <p>{t("chat.empty")}</p>
               <p className="muted">{t("welcome.disclaimer")}</p>
             </div>
-          )}
-          {chat.handoff && chat.handoff.state !== "closed" && (
-            <HandoffBanner handoff={chat.handoff} onEnd={() => void chat.endHandoff()} />
           )}
           {chat.items.map((item, i) => (
             <MessageView
@@ -168,12 +168,12 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
         </form>
         <p className="footer-disclaimer">
           {t("chat.footer")}{" "}
-          {(!chat.handoff || chat.handoff.state === "closed") && (
+          {!handingOff && (
             <button
               type="button"
-              className="btn btn-link"
+              className="btn btn-small btn-clinician"
               onClick={() => void chat.askClinician()}
-              disabled={chat.gone}
+              disabled={chat.gone || asking}
             >
               {t("chat.askClinician")}
             </button>
@@ -210,14 +210,25 @@ export function ChatPage({ sessionId }: { sessionId: string | null }) {
 
 /** A person is involved: what the gateway says about it (urgent: the crisis lines), who took
  * it, whether the model is paused; the patient may end it. */
-function HandoffBanner({ handoff, onEnd }: { handoff: Handoff; onEnd: () => void }) {
+export function HandoffBanner({ handoff, onEnd }: { handoff: Handoff; onEnd: () => void }) {
   const { t, lang } = useI18n();
   const who = handoff.clinician ? [handoff.clinician.name, handoff.clinician.title].filter(Boolean).join(" · ") : null;
   return (
-    <div className={`handoff${handoff.urgent ? " handoff-urgent" : ""}`} role="status" data-state={handoff.state}>
-      <p>{lang === "en" ? handoff.message_en : handoff.message_zh}</p>
-      {who && <p className="muted">{t("chat.handoffBy", { name: who })}</p>}
-      {handoff.model_paused && <p className="muted">{t("chat.modelPaused")}</p>}
+    <div
+      className={`handoff${handoff.urgent ? " handoff-urgent" : ""}`}
+      role={handoff.urgent ? "alert" : "status"}
+      aria-label={t("chat.handoffTitle")}
+      data-state={handoff.state}
+      data-paused={handoff.model_paused}
+    >
+      <div className="handoff-text">
+        <p className="handoff-message">
+          {handoff.urgent && <span aria-hidden="true">⚠ </span>}
+          {lang === "en" ? handoff.message_en : handoff.message_zh}
+        </p>
+        {who && <p className="handoff-who">{t("chat.handoffBy", { name: who })}</p>}
+        {handoff.model_paused && <p className="handoff-paused">{t("chat.modelPaused")}</p>}
+      </div>
       <button type="button" className="btn btn-small" onClick={onEnd}>
         {t("chat.endHandoff")}
       </button>

@@ -69,7 +69,9 @@ export function MessageView({ item, last, busy, onRegenerate }: Props) {
           {t(corrected ? "chat.reviewedCorrected" : "chat.reviewed", { name: reviewer })}
         </p>
       ) : (
-        <p className="msg-label msg-ai">{t("chat.aiLabel")}</p>
+        <p className="msg-label">
+          <span className="badge badge-ai">{t("chat.aiLabel")}</span>
+        </p>
       )}
       <div className={`bubble${corrected ? " bubble-correction" : ""}`} aria-busy={streaming}>
         {shownText ? <Markdown text={shownText} /> : streaming && <p className="muted">{t("chat.thinking")}</p>}
@@ -78,7 +80,9 @@ export function MessageView({ item, last, busy, onRegenerate }: Props) {
       {corrected && (
         <details className="msg-original">
           <summary>{t("chat.originalAnswer")}</summary>
-          <p className="msg-label msg-ai">{t("chat.aiLabel")}</p>
+          <p className="msg-label">
+            <span className="badge badge-ai">{t("chat.aiLabel")}</span>
+          </p>
           <Markdown text={item.content} />
         </details>
       )}

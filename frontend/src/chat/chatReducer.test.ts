@@ -248,6 +248,53 @@ describe("clinicians in the loop", () => {
     expect(s.handoff?.model_paused).toBe(true);
   });
 
+  it("takes the hand-off from done too, and keeps the prescription notice on the answer", () => {
+    const prescription = {
+      classes: ["antibiotic"],
+      message_zh: "处方",
+      message_en: "Rx",
+      matched: ["antibiotic.dose"],
+    };
+    const done: ChatStreamEvent = {
+      event: "done",
+      data: { ...answer("阿莫西林 0.5g", "complete", { prescription }), handoff: handoff("open") },
+    };
+    const s = [
+      ev({
+        event: "meta",
+        data: { session_id: "s", user_message_id: 1, turns_used: 1, prompt_tokens: 3, emergency: null },
+      }),
+      ev({ event: "delta", data: { text: "阿莫西林" } }),
+      ev(done),
+      { type: "answered" } as ChatAction,
+    ].reduce(chatReducer, asked());
+    expect(s.handoff?.case_id).toBe("c1");
+    expect(s.items[1]).toMatchObject({ key: "m2", status: "complete", prescription });
+  });
+
+  it("keeps the hand-off it knows when an event says nothing about one", () => {
+    const known = chatReducer(asked(), { type: "handoff", handoff: handoff("claimed") });
+    const s = [
+      ev({
+        event: "meta",
+        data: { session_id: "s", user_message_id: 1, turns_used: 1, prompt_tokens: 3, emergency: null },
+      }),
+      ev({ event: "done", data: answer("好") }),
+    ].reduce(chatReducer, known);
+    expect(s.handoff?.state).toBe("claimed");
+  });
+
+  it("does not mark a held question unanswered when the session is read again", () => {
+    const s = chatReducer(initialChat("s"), {
+      type: "loaded",
+      messages: [msg(1, "user", "在吗")],
+      handoff: handoff("claimed", true),
+    });
+    expect(s.items[0].status).toBe("complete");
+    const t = chatReducer(initialChat("s"), { type: "loaded", messages: [msg(1, "user", "在吗")], handoff: null });
+    expect(t.items[0].status).toBe("unanswered");
+  });
+
   it("shows a clinician's live reply once, signed, and a held question as waiting", () => {
     const reply = { ...msg(3, "clinician", "建议做胃镜"), author: { name: "王医生", title: "主治医师" } };
     let s = chatReducer(initialChat("s"), {

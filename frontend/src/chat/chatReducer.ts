@@ -189,8 +189,14 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       };
     case "event": {
       const e = action.event;
+      // A question can bring a clinician in (emergency rules, "转人工"): `meta` says so first,
+      // `done` again; `held` means the model is paused and the clinician has the question.
       const handoff =
-        e.event === "meta" ? (e.data.handoff ?? state.handoff) : e.event === "held" ? e.data : state.handoff;
+        e.event === "meta" || e.event === "done"
+          ? (e.data.handoff ?? state.handoff)
+          : e.event === "held"
+            ? e.data
+            : state.handoff;
       return { ...state, items: onEvent(state.items, e), handoff };
     }
     case "stopping":

@@ -1,7 +1,7 @@
 // One consultation: the calls to the gateway (read the session, ask, answer again, stop) and
 // the stream read into typed events. What the screen shows follows from `chatReducer`; this
 // hook only does the I/O and dispatches what happened.
-import { useCallback, useEffect, useReducer, useRef } from "react";
+import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { api, ApiError, errorFrom, unwrap, type Handoff, type Message } from "../api/client";
 import { readSse } from "../api/sse";
 import type { Lang } from "../i18n";
@@ -59,12 +59,29 @@ export function useChat({ sessionId, lang, onCreated, onChanged }: Options) {
     };
   }, [sessionId]);
 
-  // While a session is open, a clinician's replies and the hand-off's changes arrive live
-  // (the browser's EventSource reconnects by itself; a reconnect reads nothing twice: replies
-  // are keyed by their stored id).
+  // While a session is open, a clinician's replies and the hand-off's changes arrive live.
+  // The browser's EventSource reconnects by itself; after a reconnect the session and its
+  // hand-off are read again for what was said meanwhile (replies are keyed by their stored
+  // id, so nothing shows twice).
   useEffect(() => {
     if (sessionId === null || typeof EventSource === "undefined") return;
     const source = new EventSource(`/api/sessions/${encodeURIComponent(sessionId)}/events`, { withCredentials: true });
+    let opened = false;
+    source.addEventListener("open", () => {
+      if (opened) {
+        readSession(sessionId)
+          .then((messages) =>
+            messages
+              .filter((m) => m.role === "clinician")
+              .forEach((message) => dispatch({ type: "clinicianMessage", message })),
+          )
+          .catch(() => undefined);
+        readHandoff(sessionId)
+          .then((handoff) => dispatch({ type: "handoff", handoff }))
+          .catch(() => undefined);
+      }
+      opened = true;
+    });
     source.addEventListener("handoff", (e) =>
       dispatch({ type: "handoff", handoff: JSON.parse((e as MessageEvent<string>).data) as Handoff }),
     );
@@ -198,8 +215,10 @@ export function useChat({ sessionId, lang, onCreated, onChanged }: Options) {
   }, []);
 
   /** The patient asks for a person (a new consultation gets its session first). */
+  const [asking, setAsking] = useState(false);
   const askClinician = useCallback(async () => {
     let id = current.current;
+    setAsking(true);
     try {
       if (id === null) {
         id = (await unwrap(api.POST("/api/sessions", { body: {} }))).id;
@@ -213,6 +232,8 @@ export function useChat({ sessionId, lang, onCreated, onChanged }: Options) {
       dispatch({ type: "handoff", handoff });
     } catch (e) {
       dispatch({ type: "failed", error: classify(e) });
+    } finally {
+      setAsking(false);
     }
   }, [onCreated]);
 
@@ -229,5 +250,5 @@ export function useChat({ sessionId, lang, onCreated, onChanged }: Options) {
   }, []);
 
   const { items, phase, error, gone, handoff } = state;
-  return { items, phase, error, gone, handoff, send, regenerate, retry, stop, askClinician, endHandoff };
+  return { items, phase, error, gone, handoff, asking, send, regenerate, retry, stop, askClinician, endHandoff };
 }

@@ -74,9 +74,7 @@ export function CasePage({ caseId }: { caseId: string }) {
       </h1>
       <p className="case-status" data-testid="case-state">
         <span className={`badge badge-state badge-${c.state}`}>{t(stateKey(c))}</span>
-        {c.claimed_by && (
-          <span>{[c.claimed_by.name, c.claimed_by.title].filter(Boolean).join(" · ")}</span>
-        )}
+        {c.claimed_by && <span>{[c.claimed_by.name, c.claimed_by.title].filter(Boolean).join(" · ")}</span>}
         {c.model_paused && <span className="badge badge-paused">{t("clinician.aiPaused")}</span>}
         {(c.state === "open" || c.state === "claimed") && (
           <span className={sla.overdue ? "sla overdue" : "sla"}>{sla.text}</span>
@@ -131,7 +129,9 @@ export function CasePage({ caseId }: { caseId: string }) {
             type="button"
             className="btn btn-danger"
             disabled={working !== null}
-            onClick={() => void act("close", () => unwrap(api.POST("/api/cases/{case_id}/close", { params: { path } })))}
+            onClick={() =>
+              void act("close", () => unwrap(api.POST("/api/cases/{case_id}/close", { params: { path } })))
+            }
           >
             {t("clinician.close")}
           </button>
@@ -201,18 +201,18 @@ function CaseMessage({
 }) {
   const { t } = useI18n();
   const role = m.role === "user" ? "user" : m.role === "clinician" ? "clinician" : "assistant";
+  // Who wrote it, at a glance: the patient, the model (labelled AI-generated), or a person.
   const who =
     role === "user"
       ? t("clinician.patient")
       : role === "clinician"
         ? [m.author?.name ?? t("chat.aClinician"), m.author?.title].filter(Boolean).join(" · ")
-        : t("clinician.aiAnswer");
+        : t("chat.aiLabel");
   const reviewer = m.review?.reviewer?.name ?? t("chat.aClinician");
   return (
     <div className={`msg msg-${role}`} data-message={m.id} data-role={role}>
       <p className="msg-author">
-        <span className={`badge badge-${role === "user" ? "patient" : role}`}>{who}</span>
-        {role === "assistant" && <span className="badge badge-ai">{t("chat.aiLabel")}</span>}
+        <span className={`badge badge-${role === "user" ? "patient" : role === "assistant" ? "ai" : role}`}>{who}</span>
         {m.review && (
           <span className="msg-reviewed">
             {t(m.review.verdict === "corrected" ? "chat.reviewedCorrected" : "chat.reviewed", { name: reviewer })}
@@ -225,9 +225,7 @@ function CaseMessage({
           <Markdown text={m.review.corrected} />
         </div>
       )}
-      {role === "assistant" && canReview && (
-        <ReviewForm caseId={c.id} messageId={m.id} onDone={onReviewed} />
-      )}
+      {role === "assistant" && canReview && <ReviewForm caseId={c.id} messageId={m.id} onDone={onReviewed} />}
     </div>
   );
 }
