@@ -4,6 +4,7 @@ complete, failed mid-stream, stopped, or cut because the client left."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from .generation import GenerationFlow, emergency_notice
 from .runtime import ChatRuntime
 from .schemas import ChatAnswer, HeldForClinician, Usage
 from .turns import Held, Turnaround, begin_turn, finish_turn
+
+log = logging.getLogger(__name__)
 
 
 def _prescription(answer: str) -> Prescription | None:
@@ -186,17 +189,26 @@ class PatientChat:
         )
         if isinstance(turn, Held):
             return await self._held(db, turn, patient_id, content or "")
+        answering = Answering(flow, self.sessionmaker, self.cache, turn, lang)
         trigger = trigger_of(turn.answer.notice, content)
-        handoff = None
         if trigger is not None:
-            handoff = await self.escalation.open(
-                db=db,
-                session_id=session_id,
-                patient_id=patient_id,
-                trigger=trigger,
-                message_id=turn.user_message_id,
-            )
-        return Answering(flow, self.sessionmaker, self.cache, turn, lang, handoff)
+            try:
+                answering.handoff = await self.escalation.open(
+                    db=db,
+                    session_id=session_id,
+                    patient_id=patient_id,
+                    trigger=trigger,
+                    message_id=turn.user_message_id,
+                )
+            except Exception:
+                # The answer is under way and holds the session's lease: it goes on (with
+                # the emergency notice, which needs no case); the lost case is an operator's
+                # alarm, never the patient's error.
+                log.exception(
+                    "could not open a case (%s) for session %s", trigger.reason, session_id
+                )
+                await db.rollback()
+        return answering
 
     async def _held(
         self, db: AsyncSession, held: Held, patient_id: uuid.UUID, content: str

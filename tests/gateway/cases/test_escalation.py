@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.platform import Patient
 
@@ -163,3 +164,23 @@ def test_hand_off_claim_pause_live_reply_and_the_patient_ends_it(
     assert ask(p, sid, "谢谢，那我先吃点什么？").status_code == 200
     assert dr.get(f"/api/cases/{case_id}").json()["state"] == "closed"
     assert dr.post(f"/api/cases/{case_id}/messages", json={"content": "x"}).status_code == 409
+
+
+def test_a_case_that_cannot_be_opened_never_costs_the_patient_the_answer(
+    new_guest: Callable[[], Patient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway runs in this process: the case's database write is made to fail."""
+    from services.gateway.cases import service
+
+    async def broken(**_: Any) -> Any:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(service, "escalate", broken)
+    p = new_guest()
+    sid = new_session(p)
+    r = ask(p, sid, "我不想活了")
+    assert r.status_code == 200, r.text
+    assert r.json()["emergency"] is not None and r.json()["handoff"] is None
+    assert r.json()["message"]["status"] == "complete"
+    # The session's lease was released with the answer: the next turn is not "busy".
+    assert ask(p, sid, "谢谢").status_code == 200
