@@ -19,13 +19,13 @@ from .conftest import Stack, new_context, screenshot
 from .test_patient import ANSWER, ask, sse_events, start_as_guest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e-clinician-password"
 NAME, TITLE = "王医生", "主治医师"
 REPLY = "建议您尽快到消化内科就诊，先做一次胃镜检查。"
-PHONE = {"width": 390, "height": 844}  # the console must be usable on a phone
+PHONE: ViewportSize = {"width": 390, "height": 844}  # the console must be usable on a phone
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ def case_of(clinician: Patient, sid: str) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     found = [c for c in r.json()["data"] if c["session_id"] == sid]
     assert len(found) == 1, found
-    return found[0]
+    case: dict[str, Any] = found[0]
+    return case
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
