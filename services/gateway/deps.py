@@ -32,6 +32,25 @@ def _state(name: str) -> Any:
     return get
 
 
+def settings_of(request: Request) -> GatewaySettings:
+    """The dependencies every API request runs (credentials, rate limit) read what they need
+    with these instead of declaring sub-dependencies: each of those is one more dependency
+    resolution per request, about a tenth of a millisecond together on the hot path."""
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def sessions_of(request: Request) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.sessionmaker  # type: ignore[no-any-return]
+
+
+def keys_of(request: Request) -> KeyCache:
+    return request.app.state.key_cache  # type: ignore[no-any-return]
+
+
+def limiter_of(request: Request) -> RateLimiter:
+    return request.app.state.ratelimiter  # type: ignore[no-any-return]
+
+
 Settings = Annotated[GatewaySettings, Depends(_state("settings"))]
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_state("sessionmaker"))]
 RedisClient = Annotated[Redis, Depends(_state("redis"))]

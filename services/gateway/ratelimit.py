@@ -12,7 +12,7 @@ from starlette.types import Scope
 from .auth.dependencies import CurrentPrincipal, Principal, api_key_principal, current_principal
 from .client_ip import client_ip
 from .config import GatewaySettings
-from .deps import Limiter, Settings
+from .deps import Limiter, Settings, limiter_of, settings_of
 from .errors import ApiError
 from .limiter import Decision, RateLimiter, headers
 
@@ -49,13 +49,11 @@ def rate_limited(
     # this module's globals and take `principal` for a query parameter.
     async def dependency(
         request: Request,
-        limiter: Limiter,
-        settings: Settings,
         principal: Principal = Depends(who),  # noqa: B008
     ) -> Principal:
-        limit, window_s = limit_for(principal, settings)
+        limit, window_s = limit_for(principal, settings_of(request))
         bucket, _ = limit_key(principal)
-        decision = await limiter.check(f"{scope}:{bucket}", limit, window_s)
+        decision = await limiter_of(request).check(f"{scope}:{bucket}", limit, window_s)
         if not decision.allowed:
             retry = max(decision.reset_s, 1)
             _refuse(decision, f"at most {limit} every {window_s} s; retry in {retry} s")

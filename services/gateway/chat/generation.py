@@ -71,8 +71,7 @@ class Answer:
 
     api: Api
     metrics: Metrics
-    generation: Generation
-    first: Token | Finish | None
+    generation: Generation  # its first event already read (the engine answered)
     prompt: Prompt
     model: str  # the served model's name, as the API reports it
     notice: EmergencyNotice | None
@@ -95,31 +94,28 @@ class Answer:
 
     async def texts(self) -> AsyncIterator[str]:
         """The answer's text pieces. A failure mid-stream ends them and is kept in
-        `error`/`error_code`; a stop or a client that left leaves `status` "stopped"."""
+        `error`/`error_code`; a stop or a client that left leaves `status` "stopped".
+        (The streaming routes iterate `generation` themselves, the same way, with one
+        generator fewer per token.)"""
         parts = self.parts
         try:
-            event = self.first
-            if isinstance(event, Token):
-                parts.append(event.text)
-                yield event.text
-            elif isinstance(event, Finish):
-                self._finish(event)
-                return
-            elif event is None:
-                return
-            async for event in aiter(self.generation):
+            async for event in self.generation:
                 if isinstance(event, Token):
                     parts.append(event.text)
                     yield event.text
                 else:
-                    self._finish(event)
+                    self.complete(event)
         except EngineError as exc:
-            self.status, self.error, self.error_code = "failed", user_message(exc), exc.code
+            self.fail(exc)
 
-    def _finish(self, event: Finish) -> None:
+    def complete(self, event: Finish) -> None:
+        """The engine's final event."""
         self.status = "complete"
         self.completion_tokens = event.completion_tokens
         self.finish_reason = event.reason
+
+    def fail(self, exc: EngineError) -> None:
+        self.status, self.error, self.error_code = "failed", user_message(exc), exc.code
 
     def cancel(self) -> None:
         """Close the upstream request (the engine frees the slot at once)."""
@@ -192,12 +188,10 @@ class GenerationFlow:
         generation = rt.engine.generate(prompt.text, params)
         if live is not None:
             rt.live[live] = generation
-        answer = Answer(
-            self.api, self.metrics, generation, None, prompt, served.name, None, self.started
-        )
+        answer = Answer(self.api, self.metrics, generation, prompt, served.name, None, self.started)
         try:
             # The emergency rules run while the engine prepares its first event.
-            answer.first, answer.notice = await generation.first_event_while(
+            _, answer.notice = await generation.first_event_while(
                 lambda: emergency_notice(emergency_text)
             )
         except EngineError as exc:

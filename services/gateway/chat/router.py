@@ -14,7 +14,7 @@ from services.gateway.errors import ApiError, Json
 from services.gateway.notices import AI_GENERATED_HEADER
 from services.gateway.ratelimit import chat_limit, guest_chat_limit, rate_limited
 from services.gateway.sessions.dependencies import OwnedSession
-from services.gateway.sse import sse_response
+from services.gateway.sse import AnswerStream, sse_response
 
 from .dependencies import Chat
 from .events import CHAT_STREAM
@@ -29,7 +29,7 @@ async def _respond(answering: Answering | Waiting, stream: bool) -> Any:
     if isinstance(answering, Waiting):  # no model answers: no AI label
         return sse_response(answering.events()) if stream else await answering.whole()
     response: Response = (
-        sse_response(answering.events())
+        AnswerStream(answering.events(), answering.turn.answer.cancel)
         if stream
         else Json((await answering.whole()).model_dump(mode="json"))
     )

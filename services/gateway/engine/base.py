@@ -59,8 +59,10 @@ class GenerationParams:
     model: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Token:
+    # Not frozen: a frozen dataclass sets its fields through object.__setattr__, and one
+    # Token is made per generated token.
     text: str
 
 
@@ -75,13 +77,24 @@ class Generation:
     """A running generation: iterate it for Tokens then one Finish; `cancel()` closes the
     upstream request (the engine frees the slot when the connection drops)."""
 
+    __slots__ = ("_events", "_peeked", "_response", "cancelled")
+
     def __init__(self, events: Callable[[Generation], AsyncIterator[Token | Finish]]):
         self._response: aiohttp.ClientResponse | None = None
         self.cancelled = False
+        self._peeked: Token | Finish | None = None
         self._events = events(self)
 
-    def __aiter__(self) -> AsyncIterator[Token | Finish]:
-        return self._events
+    def __aiter__(self) -> Generation:
+        return self
+
+    def __anext__(self) -> Awaitable[Token | Finish]:
+        # The protocol's own generator, not a generator around it: this runs once per token,
+        # and every async generator in the chain costs its resumption per token.
+        if self._peeked is None:
+            return self._events.__anext__()
+        peeked, self._peeked = self._peeked, None
+        return _ready(peeked)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -89,16 +102,21 @@ class Generation:
             self._response.close()
 
     async def first_event_while(self, work: Callable[[], T]) -> tuple[Token | Finish | None, T]:
-        """The first event (None: the stream ended at once) and the result of `work`, done
-        while the engine prepares that event: CPU work of ours (the emergency rules) then
-        adds nothing to the time to first token."""
+        """The first event (None: the stream ended at once), which iterating still yields
+        first, and the result of `work`, done while the engine prepares that event: CPU work
+        of ours (the emergency rules) then adds nothing to the time to first token."""
         pending = asyncio.ensure_future(anext(self._events, None))
         try:
             await asyncio.sleep(0)  # the request leaves before `work` holds the loop
             result = work()
-            return await pending, result
+            self._peeked = await pending
+            return self._peeked, result
         finally:
             pending.cancel()  # a no-op once done; else the caller was cancelled or `work` failed
+
+
+async def _ready(event: Token | Finish) -> Token | Finish:
+    return event
 
 
 class _Expired(TimeoutError):

@@ -13,7 +13,7 @@ from services.gateway.deps import MetricsDep, Runtime, Usage
 from services.gateway.error_schemas import error_responses
 from services.gateway.notices import AI_GENERATED_HEADER
 from services.gateway.ratelimit import KeyChatLimited
-from services.gateway.sse import sse_response
+from services.gateway.sse import AnswerStream
 
 from .schemas import CHAT_COMPLETION_STREAM, ChatCompletion, ChatCompletionRequest, ModelList
 from .service import Completion, model_list
@@ -53,7 +53,7 @@ async def chat_completions(
     completion = await Completion.start(flow, body, usage, principal)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        stream = sse_response(completion.chunks(include_usage))
+        stream = AnswerStream(completion.chunks(include_usage), completion.answer.cancel)
         stream.headers[AI_GENERATED_HEADER] = "true"
         return stream
     response.headers[AI_GENERATED_HEADER] = "true"

@@ -22,6 +22,8 @@ from services.core.safety import detect_prescription, disclaimer
 from services.gateway.auth.principal import Principal
 from services.gateway.chat.generation import Answer, GenerationFlow, Sampling
 from services.gateway.chat.runtime import ChatRuntime
+from services.gateway.engine import Token
+from services.gateway.engine.errors import EngineError
 from services.gateway.errors import ApiError
 
 from .schemas import ChatCompletionRequest
@@ -180,9 +182,18 @@ class Completion:
         # Per token only the text is serialized; the rest of the chunk is fixed bytes (the
         # relay's CPU per token is what limits concurrent streams).
         head, tail = self._chunk({"content": "\x00"}).split(b'"\\u0000"')
+        parts, dumps = a.parts, orjson.dumps
         try:
-            async for text in a.texts():
-                yield head + orjson.dumps(text) + tail
+            try:
+                # Answer.texts()'s loop, inline: one generator fewer per token.
+                async for event in a.generation:
+                    if isinstance(event, Token):
+                        parts.append(event.text)
+                        yield head + dumps(event.text) + tail
+                    else:
+                        a.complete(event)
+            except EngineError as exc:
+                a.fail(exc)
             if a.error is not None:
                 error = {"message": a.error, "type": a.error_code, "code": a.error_code}
                 yield b"data: " + orjson.dumps({"error": {**error, "param": None}}) + b"\n\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +143,30 @@ def test_injection_through_the_api_stays_text(
     )
     ids = load_tokenizer(sp_dir).encode_text_form(last_prompt(engine))
     assert ids.count(196) == 1 and ids.count(195) == 1 and ids.count(2) == 0
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_engine_at_once(
+    client: openai.OpenAI, engine: EmulatorHandle, database_url: str, api_key: str
+) -> None:
+    """The stream's disconnect watch (sse.AnswerStream) cancels the generation: the engine
+    sees its connection drop long before the answer would have ended, and the tokens the
+    client got are still counted."""
+    engine.control(reset=True, token_delay=0.3, reply_tokens=["一", "二", "三", "四", "五", "六"])
+    before = usage_of(database_url, api_key)
+    stream = client.chat.completions.create(
+        model="disc-medllm", messages=[{"role": "user", "content": "讲讲"}], stream=True
+    )
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    started = time.monotonic()
+    stream.close()  # the SDK's way to leave a stream early
+    while engine.state()["disconnects"] == 0 and time.monotonic() - started < 5:
+        time.sleep(0.05)
+    assert engine.state()["disconnects"] == 1
+    assert time.monotonic() - started < 1.2  # five more tokens would take 1.5 s
+    deadline = time.monotonic() + 3
+    while usage_of(database_url, api_key)[0] == before[0] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = usage_of(database_url, api_key)
+    assert after[0] == before[0] + 1 and 1 <= after[2] - before[2] < 6
