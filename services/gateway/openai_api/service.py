@@ -134,10 +134,11 @@ class Completion:
 
     async def _record(self) -> None:
         self.answer.finished()
-        if self.principal.api_key_id is not None:
-            with anyio.CancelScope(shield=True):
-                a = self.answer
-                await self.usage.add(self.principal.api_key_id, a.prompt_tokens, a.completion)
+        if (key := self.principal.api_key_id) is not None:
+            a = self.answer
+            if self.usage.add(key, a.prompt_tokens, a.completion):
+                with anyio.CancelScope(shield=True):  # a client that left still pays
+                    await self.usage.flush()
 
     async def whole(self) -> dict[str, Any]:
         a = self.answer

@@ -23,13 +23,14 @@ class UsageRecorder:
         self._pending: defaultdict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0, 0])
         self._task: asyncio.Task[None] | None = None
 
-    async def add(self, key_id: uuid.UUID, prompt_tokens: int, completion_tokens: int) -> None:
+    def add(self, key_id: uuid.UUID, prompt_tokens: int, completion_tokens: int) -> bool:
+        """Count one request; True when the caller must `flush()` now (write-through: a
+        `flush_s` of 0, which tests use to read the counters right away)."""
         counts = self._pending[key_id]
         counts[0] += 1
         counts[1] += prompt_tokens
         counts[2] += completion_tokens
-        if self.flush_s <= 0:  # write through (tests read the counters right away)
-            await self.flush()
+        return self.flush_s <= 0
 
     def start(self) -> None:
         if self.flush_s > 0:
