@@ -43,7 +43,7 @@ async def test_usage_is_batched_and_never_lost(database_url: str) -> None:
         await db.commit()
     recorder = UsageRecorder(sessionmaker, flush_s=3600)  # flushed by hand below
     for _ in range(5):
-        await recorder.add(row.id, 10, 3)
+        assert recorder.add(row.id, 10, 3) is False  # counted; no write needed now
 
     async def counters() -> tuple[int, int, int]:
         async with sessionmaker() as db:
@@ -55,7 +55,7 @@ async def test_usage_is_batched_and_never_lost(database_url: str) -> None:
     assert await counters() == (5, 50, 15)  # one write for the batch
 
     # A flush that cannot reach the database keeps the counts for the next one.
-    await recorder.add(row.id, 1, 1)
+    recorder.add(row.id, 1, 1)
     broken = make_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nothing")
     recorder.sessionmaker = make_sessionmaker(broken)
     with pytest.raises(OSError):
@@ -72,6 +72,8 @@ def test_no_event_loop_leak() -> None:
     recorder = UsageRecorder(None, flush_s=0)
     recorder.start()
     assert recorder._task is None
+    assert recorder.add(uuid.uuid4(), 1, 1) is True  # write-through: the caller flushes now
+    recorder._pending.clear()
     asyncio.run(recorder.close())
 
 
