@@ -75,9 +75,12 @@ def serve(app: FastAPI) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    # Generous: start-up checks the engine (a real vLLM's tokenizer in tests/engines), on
+    # CPUs that a full run shares with vLLM's workers and other servers.
+    deadline = time.monotonic() + 90
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True  # a late start must not keep serving a dropped database
             raise RuntimeError("the gateway did not start (see the log above)")
         time.sleep(0.02)
     try:

@@ -161,8 +161,10 @@ async def test_a_broker_that_is_down_leaves_the_deliveries_pending(
     assert len(found) == 2 and all(d.status == "pending" for d in found)
     # The request's session is still usable for what the chat does next.
     assert (await db.get(Case, case.id)) is not None
-    logged = "\n".join(r.getMessage() for r in caplog.records)
+    # Only this module's lines: a server another test left behind may log too.
+    records = [r for r in caplog.records if r.name == "services.gateway.webhooks.service"]
+    logged = "\n".join(r.getMessage() for r in records)
     assert "stay pending" in logged
     assert str(case.id) not in logged and "case.opened" not in logged
     # Tried once: the broker is not asked again for each delivery.
-    assert len(caplog.records) == 1
+    assert len(records) == 1
