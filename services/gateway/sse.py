@@ -21,8 +21,8 @@ class AnswerStream(StreamingResponse):
 
     Starlette's StreamingResponse notices a client that leaves with an anyio task group
     around the stream (under uvicorn, whose ASGI spec version is 2.3), and ending that group
-    formats the task's repr into anyio's cancel reason: a tenth of the gateway's CPU per
-    streamed answer in bench/gateway_overhead.py. An answer has a cheaper and gentler way to
+    formats the task's repr into anyio's cancel reason (both visible in py-spy profiles of
+    bench/gateway_overhead.py). An answer has a cheaper and gentler way to
     stop: cancelling its generation (Answer.cancel) ends the body's iterator by itself, which
     then stores what was said, as the patient's stop button does; nothing is cancelled
     mid-await. One plain task per stream waits for the client to leave."""

@@ -191,7 +191,7 @@ class GenerationFlow:
         answer = Answer(self.api, self.metrics, generation, prompt, served.name, None, self.started)
         try:
             # The emergency rules run while the engine prepares its first event.
-            _, answer.notice = await generation.first_event_while(
+            answer.notice = await generation.first_event_while(
                 lambda: emergency_notice(emergency_text)
             )
         except EngineError as exc:

@@ -101,16 +101,17 @@ class Generation:
         if self._response is not None:
             self._response.close()
 
-    async def first_event_while(self, work: Callable[[], T]) -> tuple[Token | Finish | None, T]:
-        """The first event (None: the stream ended at once), which iterating still yields
-        first, and the result of `work`, done while the engine prepares that event: CPU work
-        of ours (the emergency rules) then adds nothing to the time to first token."""
+    async def first_event_while(self, work: Callable[[], T]) -> T:
+        """Wait for the engine's first event (kept: iterating yields it first; engine errors
+        before it are raised here) and return the result of `work`, done while the engine
+        prepares that event: CPU work of ours (the emergency rules) then adds nothing to the
+        time to first token."""
         pending = asyncio.ensure_future(anext(self._events, None))
         try:
             await asyncio.sleep(0)  # the request leaves before `work` holds the loop
             result = work()
             self._peeked = await pending
-            return self._peeked, result
+            return result
         finally:
             pending.cancel()  # a no-op once done; else the caller was cancelled or `work` failed
 
