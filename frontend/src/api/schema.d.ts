@@ -1488,6 +1488,13 @@ export interface components {
              */
             model: string;
             /**
+             * Ai Generated
+             * @description written by a model (also the x-medchat-ai-generated: true header)
+             */
+            ai_generated: boolean;
+            /** @description the answer names a prescription medicine with a dose (in a stream: on the chunk that carries finish_reason) */
+            prescription?: components["schemas"]["Prescription"] | null;
+            /**
              * Disclaimer
              * @description answers come from a model and are not a diagnosis
              */
@@ -1499,13 +1506,6 @@ export interface components {
              * @description earlier turns that fit in the prompt, this one included
              */
             turns_used: number;
-            /**
-             * Ai Generated
-             * @description written by a model (also the x-medchat-ai-generated: true header)
-             */
-            ai_generated: boolean;
-            /** @description the answer names a prescription medicine with a dose (in a stream: on the chunk that carries finish_reason) */
-            prescription?: components["schemas"]["Prescription"] | null;
             /**
              * Object
              * @constant
@@ -2876,18 +2876,6 @@ export interface operations {
                              */
                             model: string;
                             /**
-                             * Disclaimer
-                             * @description answers come from a model and are not a diagnosis
-                             */
-                            disclaimer: string;
-                            /** @description present when the user's last words suggest an emergency */
-                            emergency: components["schemas"]["Emergency"] | null;
-                            /**
-                             * Turns Used
-                             * @description earlier turns that fit in the prompt, this one included
-                             */
-                            turns_used: number;
-                            /**
                              * Ai Generated
                              * @description written by a model (also the x-medchat-ai-generated: true header)
                              */
@@ -2909,6 +2897,18 @@ export interface operations {
                                  */
                                 matched: string[];
                             } | null;
+                            /**
+                             * Disclaimer
+                             * @description answers come from a model and are not a diagnosis
+                             */
+                            disclaimer?: string | null;
+                            /** @description present when the user's last words suggest an emergency */
+                            emergency?: components["schemas"]["Emergency"] | null;
+                            /**
+                             * Turns Used
+                             * @description earlier turns that fit in the prompt, this one included
+                             */
+                            turns_used?: number | null;
                             /**
                              * Object
                              * @constant

@@ -17,7 +17,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import orjson
@@ -120,6 +120,17 @@ async def _ready(event: Token | Finish) -> Token | Finish:
     return event
 
 
+# What reading an engine's body can raise: the watchdog's timeout, a broken connection, a
+# malformed chunked body.
+_READ_FAILURES = (
+    TimeoutError,
+    aiohttp.ClientError,
+    ConnectionError,
+    HttpProcessingError,
+    ValueError,
+)
+
+
 class _Expired(TimeoutError):
     """A deadline of the stream passed (set on the response body by `_SSE`'s watchdog)."""
 
@@ -132,8 +143,19 @@ MAX_SSE_LINE = 2 * 2**18
 DRAIN_GRACE_S = 1.0
 
 
+class EventParser(Protocol):
+    """One protocol's reading of its stream: `feed` turns one `data:` payload into the events
+    it holds (a Finish last, which ends the stream), `end` is what a body that ended without
+    a Finish means (a Finish where the protocol allows that, else it raises)."""
+
+    def feed(self, payload: bytes) -> tuple[Token | Finish, ...]: ...
+
+    def end(self) -> Finish: ...
+
+
 class _SSE:
-    """The `data:` payloads of an open SSE response, read a network chunk at a time.
+    """An open SSE response: its `data:` payloads, a network chunk at a time (`payloads`),
+    read by `EngineClient._stream`.
 
     Timeouts are enforced once per stream, not per chunk: aiohttp's `sock_read` re-arms a
     timer on every chunk it receives (and its `total` enters a timer context on every
@@ -143,7 +165,6 @@ class _SSE:
     `sock_read`), or when the stream passes its total deadline."""
 
     __slots__ = (
-        "_content",
         "_deadline",
         "_expired",
         "_finished",
@@ -153,9 +174,10 @@ class _SSE:
         "_response",
         "_rest",
         "_stall_s",
-        "_waiting_since",
         "_where",
+        "content",
         "first",
+        "waiting_since",
     )
 
     def __init__(
@@ -168,7 +190,7 @@ class _SSE:
         deadline: float,
     ):
         self._response = response
-        self._content = response.content
+        self.content = response.content
         self._generation = generation
         self._where = where
         self._loop = loop = asyncio.get_running_loop()
@@ -178,51 +200,46 @@ class _SSE:
         self._finished = False
         self._expired = False
         self.first = True  # no payload read yet
-        self._waiting_since: float | None = None
+        # When the pending read began (set by the reader around each wait); None: not waiting.
+        self.waiting_since: float | None = None
         self._handle: asyncio.TimerHandle | None = loop.call_at(
             min(deadline, loop.time() + stall_s), self._watch
         )
 
-    async def read(self) -> list[bytes]:
-        """The payloads of the next chunk(s) of the body; [] at its end (or once cancelled).
+    def payloads(self, chunk: bytes) -> list[bytes]:
+        """The payloads completed by a chunk of the body (b"": its end, where a last line may
+        lack its newline). Raises EngineProtocolError for a line too long to be an event."""
+        if not chunk:
+            rest, self._rest = self._rest, b""
+            return [rest[5:].strip()] if rest.startswith(b"data:") else []
+        if self._rest:
+            chunk = self._rest + chunk
+        lines = chunk.split(b"\n")
+        self._rest = rest = lines.pop()
+        if len(rest) > MAX_SSE_LINE:
+            raise EngineProtocolError(f"{self._where} sent a line longer than {MAX_SSE_LINE} bytes")
+        if len(lines) == 2 and not lines[1]:  # the usual chunk: one event, one line
+            line = lines[0]
+            payloads = [line[5:].strip()] if line.startswith(b"data:") else []
+        else:
+            payloads = [line[5:].strip() for line in lines if line.startswith(b"data:")]
+        if payloads:
+            self.first = False
+        return payloads
 
-        Raises EngineTimeout, EngineGenerationFailed (the stream broke) or
-        EngineProtocolError (a line too long to be an event)."""
-        content, loop = self._content, self._loop
-        try:
-            while True:
-                self._waiting_since = loop.time()
-                chunk = await content.readany()
-                self._waiting_since = None
-                if not chunk:  # the end of the body (a last line may lack its newline)
-                    rest, self._rest = self._rest, b""
-                    return [rest[5:].strip()] if rest.startswith(b"data:") else []
-                if self._rest:
-                    chunk = self._rest + chunk
-                lines = chunk.split(b"\n")
-                self._rest = rest = lines.pop()
-                if len(rest) > MAX_SSE_LINE:
-                    raise EngineProtocolError(
-                        f"{self._where} sent a line longer than {MAX_SSE_LINE} bytes"
-                    )
-                if len(lines) == 2 and not lines[1]:  # the usual chunk: one event, one line
-                    line = lines[0]
-                    payloads = [line[5:].strip()] if line.startswith(b"data:") else []
-                else:
-                    payloads = [line[5:].strip() for line in lines if line.startswith(b"data:")]
-                if payloads:
-                    self.first = False
-                    return payloads
-        except TimeoutError as exc:
-            raise EngineTimeout(str(exc) or f"{self._where} stopped sending tokens") from exc
-        except (aiohttp.ClientError, ConnectionError) as exc:
+    def failure(self, exc: Exception) -> EngineError | None:
+        """What a failed read of the body means; None: the generation was cancelled (its
+        connection closed on purpose), the stream just ends."""
+        if isinstance(exc, TimeoutError):
+            return EngineTimeout(str(exc) or f"{self._where} stopped sending tokens")
+        if isinstance(exc, (aiohttp.ClientError, ConnectionError)):
             if self._generation.cancelled:
-                return []
-            raise EngineGenerationFailed(
+                return None
+            return EngineGenerationFailed(
                 f"the stream of {self._where} broke: {type(exc).__name__}: {exc}"
-            ) from exc
-        except (HttpProcessingError, ValueError) as exc:  # e.g. a malformed chunked body
-            raise EngineProtocolError(f"{self._where} sent an unreadable stream: {exc}") from exc
+            )
+        # HttpProcessingError, ValueError: e.g. a malformed chunked body
+        return EngineProtocolError(f"{self._where} sent an unreadable stream: {exc}")
 
     def finished(self) -> None:
         """The protocol read its final event: the connection may go back to the pool, and
@@ -243,14 +260,14 @@ class _SSE:
             self._generation._response = None  # over: nothing left for cancel() to close
         if not (self._finished and not self._expired):
             response.close()
-        elif not self._content.is_eof():
+        elif not self.content.is_eof():
             # The final event came before the body's end: aiohttp releases the connection
             # to the pool when that end arrives; an engine that never sends it is closed.
             self._loop.call_later(DRAIN_GRACE_S, response.close)
 
     def _watch(self) -> None:
         now = self._loop.time()
-        since = self._waiting_since
+        since = self.waiting_since
         if now >= self._deadline:
             self._expire(f"{self._where} did not finish the answer in time")
         elif since is not None and now - since >= self._stall_s:
@@ -264,7 +281,7 @@ class _SSE:
         """Fail the pending (or the next) read and drop the connection at once."""
         self._handle = None
         self._expired = True
-        self._content.set_exception(_Expired(message))
+        self.content.set_exception(_Expired(message))
         self._response.close()
 
 
@@ -415,6 +432,42 @@ class EngineClient(ABC):
             stall_s=self.first_token_timeout_s,
             deadline=deadline,
         )
+
+    async def _stream(
+        self, path: str, body: Any, generation: Generation, parser: EventParser
+    ) -> AsyncIterator[Token | Finish]:
+        """POST a streaming request and yield the parser's events until its Finish: one loop
+        for both protocols (reading, timeouts, failures, the connection's end); the protocol's
+        part is a plain call per payload, no generator or coroutine of its own per token."""
+        sse = await self._open_sse(path, body, generation)
+        if sse is None:
+            return
+        content, loop = sse.content, asyncio.get_running_loop()
+        try:
+            while True:
+                sse.waiting_since = loop.time()
+                try:
+                    chunk = await content.readany()
+                except _READ_FAILURES as exc:
+                    if (error := sse.failure(exc)) is None:
+                        return
+                    raise error from exc
+                sse.waiting_since = None
+                for payload in sse.payloads(chunk):
+                    for event in parser.feed(payload):
+                        if type(event) is Finish:
+                            sse.finished()
+                            yield event
+                            return
+                        yield event
+                if not chunk:
+                    break
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise unreadable(exc) from exc
+        finally:
+            sse.close()
+        if not generation.cancelled:
+            yield parser.end()
 
 
 async def _error_from(response: aiohttp.ClientResponse) -> EngineError:

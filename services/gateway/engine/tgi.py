@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -15,7 +14,6 @@ from .base import (
     Generation,
     GenerationParams,
     Token,
-    unreadable,
 )
 from .errors import (
     EngineGenerationFailed,
@@ -91,49 +89,43 @@ class TGIClient(EngineClient):
         if params.model is not None:
             parameters["adapter_id"] = params.model
         body = {"inputs": prompt, "parameters": parameters, "stream": True}
-        return Generation(lambda g: self._tgi_events(body, g))
+        return Generation(lambda g: self._stream("/generate_stream", body, g, _TGI_EVENTS))
 
-    async def _tgi_events(
-        self, body: dict[str, Any], generation: Generation
-    ) -> AsyncIterator[Token | Finish]:
-        sse = await self._open_sse("/generate_stream", body, generation)
-        if sse is None:
-            return
+
+class _TGIEvents:
+    """TGI's stream: one StreamResponse per token, the last with `generated_text` and
+    `details`; a failure is an `error` event on the 200 stream."""
+
+    def feed(self, payload: bytes) -> tuple[Token | Finish, ...]:
         try:
-            while payloads := await sse.read():
-                for payload in payloads:
-                    try:
-                        event = orjson.loads(payload)
-                    except orjson.JSONDecodeError as exc:
-                        raise EngineProtocolError("TGI sent an event that is not JSON") from exc
-                    if not isinstance(event, dict):
-                        raise EngineProtocolError("TGI sent an event that is not an object")
-                    if "error" in event:  # TGI reports failures as an event on a 200 stream
-                        kind = event.get("error_type")
-                        message = str(event["error"])[:300]
-                        if kind == "overloaded":
-                            raise EngineOverloaded(message, retry_after_s=1)
-                        if kind == "validation":
-                            raise EngineRejected(message)
-                        raise EngineGenerationFailed(f"TGI failed mid-stream: {message}")
-                    token = event.get("token")
-                    if not isinstance(token, dict):
-                        raise EngineProtocolError("TGI event without a token")
-                    if not token.get("special"):
-                        yield Token(str(token.get("text", "")))
-                    if event.get("generated_text") is not None:
-                        details = event.get("details") or {}
-                        reason = details.get("finish_reason", "eos_token")
-                        finish = Finish(
-                            "length" if reason == "length" else "stop",
-                            int(details.get("generated_tokens", 0)),
-                        )
-                        sse.finished()
-                        yield finish
-                        return
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise unreadable(exc) from exc
-        finally:
-            sse.close()
-        if not generation.cancelled:
-            raise EngineGenerationFailed("the engine's stream ended without a final event")
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise EngineProtocolError("TGI sent an event that is not JSON") from exc
+        if not isinstance(event, dict):
+            raise EngineProtocolError("TGI sent an event that is not an object")
+        if "error" in event:
+            kind = event.get("error_type")
+            message = str(event["error"])[:300]
+            if kind == "overloaded":
+                raise EngineOverloaded(message, retry_after_s=1)
+            if kind == "validation":
+                raise EngineRejected(message)
+            raise EngineGenerationFailed(f"TGI failed mid-stream: {message}")
+        token = event.get("token")
+        if not isinstance(token, dict):
+            raise EngineProtocolError("TGI event without a token")
+        text = () if token.get("special") else (Token(str(token.get("text", ""))),)
+        if event.get("generated_text") is None:
+            return text
+        details = event.get("details") or {}
+        reason = details.get("finish_reason", "eos_token")
+        finish = Finish(
+            "length" if reason == "length" else "stop", int(details.get("generated_tokens", 0))
+        )
+        return (*text, finish)
+
+    def end(self) -> Finish:
+        raise EngineGenerationFailed("the engine's stream ended without a final event")
+
+
+_TGI_EVENTS = _TGIEvents()

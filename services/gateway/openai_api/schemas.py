@@ -81,11 +81,6 @@ class _Answer(BaseModel):
     id: str
     created: int
     model: str = Field(description="the model that answered")
-    disclaimer: str = Field(description="answers come from a model and are not a diagnosis")
-    emergency: Emergency | None = Field(
-        description="present when the user's last words suggest an emergency"
-    )
-    turns_used: int = Field(description="earlier turns that fit in the prompt, this one included")
     ai_generated: bool = Field(
         description="written by a model (also the x-medchat-ai-generated: true header)"
     )
@@ -94,6 +89,11 @@ class _Answer(BaseModel):
         description="the answer names a prescription medicine with a dose (in a stream: on the"
         " chunk that carries finish_reason)",
     )
+
+
+_DISCLAIMER = "answers come from a model and are not a diagnosis"
+_EMERGENCY = "present when the user's last words suggest an emergency"
+_TURNS_USED = "earlier turns that fit in the prompt, this one included"
 
 
 class AssistantMessage(BaseModel):
@@ -108,6 +108,9 @@ class Choice(BaseModel):
 
 
 class ChatCompletion(_Answer):
+    disclaimer: str = Field(description=_DISCLAIMER)
+    emergency: Emergency | None = Field(description=_EMERGENCY)
+    turns_used: int = Field(description=_TURNS_USED)
     object: Literal["chat.completion"]
     choices: list[Choice]
     usage: CompletionUsage
@@ -126,8 +129,13 @@ class ChunkChoice(BaseModel):
 
 class ChatCompletionChunk(_Answer):
     """One piece of a streamed answer: the first has `delta.role`, the last a
-    `finish_reason`; with `stream_options.include_usage` one more has no choices and `usage`."""
+    `finish_reason`; with `stream_options.include_usage` one more has no choices and `usage`.
+    `disclaimer`, `emergency` and `turns_used` are on the first chunk and on those after the
+    text (finish, usage), not on each token's chunk."""
 
+    disclaimer: str | None = Field(None, description=_DISCLAIMER)
+    emergency: Emergency | None = Field(None, description=_EMERGENCY)
+    turns_used: int | None = Field(None, description=_TURNS_USED)
     object: Literal["chat.completion.chunk"]
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None

@@ -61,6 +61,28 @@ def test_stream_events_match_the_models(api: httpx.Client, engine: EmulatorHandl
     assert any(hasattr(e.data, "error") for e in failed) and failed[-1].data == "[DONE]"
 
 
+def test_notices_open_and_close_the_stream_not_every_token(
+    api: httpx.Client, engine: EmulatorHandle
+) -> None:
+    """The disclaimer, the emergency notice and turns_used are on the first chunk and the
+    closing ones (finish, usage); each token's chunk carries its text and the AI label."""
+    chunks = [
+        e.data
+        for e in events(api, "my chest hurts and my left arm is numb")
+        if isinstance(e.data, ChatCompletionChunk)
+    ]
+    first, *middle, finish, usage = chunks
+    assert len(middle) >= 2 and all(c.choices[0].delta.content for c in middle)
+    for c in (first, finish, usage):
+        assert c.disclaimer and "不能替代" in c.disclaimer and c.turns_used == 1
+        assert c.emergency is not None and c.emergency.severity == "critical"
+    assert finish.choices[0].finish_reason and usage.usage is not None
+    for c in middle:
+        assert c.ai_generated is True
+        assert c.disclaimer is None and c.emergency is None and c.turns_used is None
+        assert {"disclaimer", "emergency", "turns_used"}.isdisjoint(c.model_fields_set)
+
+
 def test_whole_answer_and_models_match_the_models(
     api: httpx.Client, engine: EmulatorHandle
 ) -> None:
