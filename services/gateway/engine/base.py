@@ -496,6 +496,17 @@ async def _error_from(response: aiohttp.ClientResponse) -> EngineError:
     return EngineUnavailable(f"engine answered {response.status}: {message}", retry_after_s=retry_s)
 
 
+def json_event(payload: bytes, sender: str) -> dict[str, Any]:
+    """One stream event's JSON object; EngineProtocolError naming `sender` otherwise."""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise EngineProtocolError(f"{sender} sent an event that is not JSON") from exc
+    if not isinstance(event, dict):
+        raise EngineProtocolError(f"{sender} sent an event that is not an object")
+    return event
+
+
 def unreadable(exc: Exception) -> EngineProtocolError:
     """An event whose fields are not what the protocol says (a list for an object, text for
     a number): the answer fails as unreadable rather than crashing the request."""

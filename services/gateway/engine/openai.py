@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
 from .base import (
     EngineClient,
     EngineInfo,
@@ -15,6 +13,7 @@ from .base import (
     Generation,
     GenerationParams,
     Token,
+    json_event,
 )
 from .errors import (
     EngineError,
@@ -117,12 +116,7 @@ class _CompletionEvents:
             if self.reason is None:
                 raise EngineGenerationFailed("the stream ended before a finish_reason")
             return (self.end(),)
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            raise EngineProtocolError("the engine sent an event that is not JSON") from exc
-        if not isinstance(event, dict):
-            raise EngineProtocolError("an event that is not an object")
+        event = json_event(payload, "the engine")
         if "error" in event:
             # vLLM: {"error": {"message", "type", "code"}}, then [DONE].
             # transformers serve: {"error": "<text>"}, then the stream ends (no finish chunk,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
 from .base import (
     EngineClient,
     EngineInfo,
@@ -14,6 +12,7 @@ from .base import (
     Generation,
     GenerationParams,
     Token,
+    json_event,
 )
 from .errors import (
     EngineGenerationFailed,
@@ -97,12 +96,7 @@ class _TGIEvents:
     `details`; a failure is an `error` event on the 200 stream."""
 
     def feed(self, payload: bytes) -> tuple[Token | Finish, ...]:
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            raise EngineProtocolError("TGI sent an event that is not JSON") from exc
-        if not isinstance(event, dict):
-            raise EngineProtocolError("TGI sent an event that is not an object")
+        event = json_event(payload, "TGI")
         if "error" in event:
             kind = event.get("error_type")
             message = str(event["error"])[:300]
