@@ -32,6 +32,17 @@ def _refuse(decision: Decision, why: str) -> NoReturn:
     raise ApiError(429, "rate_limited", f"too many requests: {why}", headers=headers(decision))
 
 
+async def _charge(request: Request, principal: Principal, limit_for: LimitFor, scope: str) -> None:
+    """Charge one request to the caller's bucket, or refuse it with 429."""
+    limit, window_s = limit_for(principal, settings_of(request))
+    bucket, _ = limit_key(principal)
+    decision = await limiter_of(request).check(f"{scope}:{bucket}", limit, window_s)
+    if not decision.allowed:
+        retry = max(decision.reset_s, 1)
+        _refuse(decision, f"at most {limit} every {window_s} s; retry in {retry} s")
+    request.state.ratelimit_headers = headers(decision)
+
+
 def rate_limited(
     limit_for: LimitFor,
     *,
@@ -42,7 +53,8 @@ def rate_limited(
 
     `limit_for` gives (limit, window_s) for a caller. Routes limited under different scopes
     draw from separate buckets: a bucket must always be checked with the same limit. `who`:
-    the credentials the route takes (auth/dependencies.py).
+    the credentials the route takes (auth/dependencies.py), declared as a sub-dependency so
+    that a route asking for them too resolves them once.
     """
 
     # A default, not Annotated: with postponed annotations FastAPI would look `who` up in
@@ -51,13 +63,7 @@ def rate_limited(
         request: Request,
         principal: Principal = Depends(who),  # noqa: B008
     ) -> Principal:
-        limit, window_s = limit_for(principal, settings_of(request))
-        bucket, _ = limit_key(principal)
-        decision = await limiter_of(request).check(f"{scope}:{bucket}", limit, window_s)
-        if not decision.allowed:
-            retry = max(decision.reset_s, 1)
-            _refuse(decision, f"at most {limit} every {window_s} s; retry in {retry} s")
-        request.state.ratelimit_headers = headers(decision)
+        await _charge(request, principal, limit_for, scope)
         return principal
 
     return dependency
@@ -85,9 +91,17 @@ def chat_limit(principal: Principal, settings: GatewaySettings) -> tuple[int, in
     return per_minute, 60
 
 
+async def key_chat_limited(request: Request) -> Principal:
+    """The integrator API's caller: an API key only, each limited on its own. The key is
+    checked by a call, not a sub-dependency: nothing else on those routes asks for it, and
+    each resolution costs FastAPI ~10 µs per request on the hot path."""
+    principal = await api_key_principal(request)
+    await _charge(request, principal, chat_limit, "chat")
+    return principal
+
+
 ChatLimited = Annotated[Principal, Depends(rate_limited(chat_limit))]
-# The integrator API: API keys only, each limited on its own.
-KeyChatLimited = Annotated[Principal, Depends(rate_limited(chat_limit, who=api_key_principal))]
+KeyChatLimited = Annotated[Principal, Depends(key_chat_limited)]
 
 
 async def _check_ip(

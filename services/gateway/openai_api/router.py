@@ -8,13 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from services.gateway.auth.dependencies import CurrentPrincipal
-from services.gateway.chat.generation import GenerationFlow
-from services.gateway.deps import MetricsDep, Runtime, Usage
+from services.gateway.deps import Runtime, Usage
 from services.gateway.error_schemas import error_responses
 from services.gateway.notices import AI_GENERATED_HEADER
 from services.gateway.ratelimit import KeyChatLimited
 from services.gateway.sse import AnswerStream
 
+from .dependencies import OpenAIFlow
 from .schemas import CHAT_COMPLETION_STREAM, ChatCompletion, ChatCompletionRequest, ModelList
 from .service import Completion, model_list
 
@@ -44,12 +44,10 @@ async def list_models(_: CurrentPrincipal, runtime: Runtime) -> dict[str, Any]:
 async def chat_completions(
     body: ChatCompletionRequest,
     principal: KeyChatLimited,
-    runtime: Runtime,
-    metrics: MetricsDep,
+    flow: OpenAIFlow,
     usage: Usage,
     response: Response,
 ) -> Any:
-    flow = GenerationFlow(runtime, metrics, "openai")
     completion = await Completion.start(flow, body, usage, principal)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
