@@ -396,7 +396,24 @@ class Bench:
             cwd=self.a.kit,
         )  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDCHAT_")}
-        env.update(
+        env.update(self.gateway_env())
+        self.say(f"starting the gateway on :{self.gw_port} (one uvicorn worker)")
+        self.start(
+            "gateway", [sys.executable, str(Path(__file__).resolve()), "--serve-gateway",
+                        str(self.gw_port)], env,
+        )  # fmt: skip
+        wait_http(self.up_url + "/health", self.procs["upstream"], self.logs / "upstream.log", 30)
+        wait_http(
+            self.px_url + "/health", self.procs["passthrough"], self.logs / "passthrough.log", 30
+        )
+        wait_http(self.gw_url + "/healthz", self.procs["gateway"], self.logs / "gateway.log", 60)
+        status, body = http("GET", self.gw_url + "/readyz")
+        self.say(f"gateway /readyz {status}: {body.decode(errors='replace')}")
+        self.check_same_tokens()
+
+    def gateway_env(self) -> dict[str, str]:
+        """The gateway's MEDCHAT_* settings for this bench (also used by gateway_inprocess.py)."""
+        return dict(
             MEDCHAT_ENVIRONMENT="dev",
             MEDCHAT_DATABASE_URL=self.gw_db_url,
             MEDCHAT_REDIS_URL=self.a.redis_url,
@@ -412,19 +429,6 @@ class Bench:
             # "warn" lets the gateway serve anyway (the canary is not what is measured).
             MEDCHAT_ENGINE_TOKENIZATION_CHECK="warn",
         )
-        self.say(f"starting the gateway on :{self.gw_port} (one uvicorn worker)")
-        self.start(
-            "gateway", [sys.executable, str(Path(__file__).resolve()), "--serve-gateway",
-                        str(self.gw_port)], env,
-        )  # fmt: skip
-        wait_http(self.up_url + "/health", self.procs["upstream"], self.logs / "upstream.log", 30)
-        wait_http(
-            self.px_url + "/health", self.procs["passthrough"], self.logs / "passthrough.log", 30
-        )
-        wait_http(self.gw_url + "/healthz", self.procs["gateway"], self.logs / "gateway.log", 60)
-        status, body = http("GET", self.gw_url + "/readyz")
-        self.say(f"gateway /readyz {status}: {body.decode(errors='replace')}")
-        self.check_same_tokens()
 
     def check_same_tokens(self) -> None:
         """One non-streamed request each way: both must return exactly --tokens tokens."""
