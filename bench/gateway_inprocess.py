@@ -151,7 +151,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--prompt-chars", type=int, default=256)
     a = ap.parse_args()
-    bench = go.Bench(go.parse_args(["--tokens", str(max(a.tokens, 1))]))
+    bench = go.Bench(go.parse_args(["--tokens", str(a.tokens)]))
     try:
         bench.setup()  # synchronous (it runs its own event loops): before ours starts
         import uvloop

@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 from fastapi import Depends, Request
 from starlette.types import Scope
 
-from .auth.dependencies import CurrentPrincipal, Principal, api_key_principal, current_principal
+from .auth.dependencies import CurrentPrincipal, Principal, api_key_principal
 from .client_ip import client_ip
 from .config import GatewaySettings
 from .deps import Limiter, Settings, limiter_of, settings_of
@@ -44,25 +44,16 @@ async def _charge(request: Request, principal: Principal, limit_for: LimitFor, s
 
 
 def rate_limited(
-    limit_for: LimitFor,
-    *,
-    scope: str = "chat",
-    who: Callable[..., Awaitable[Principal]] = current_principal,
+    limit_for: LimitFor, *, scope: str = "chat"
 ) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that charges one request to the caller's bucket and returns the caller.
+    """A dependency that charges one request to the caller (a key or a login cookie) and
+    returns the caller; a route that asks for `CurrentPrincipal` too resolves it once.
 
     `limit_for` gives (limit, window_s) for a caller. Routes limited under different scopes
-    draw from separate buckets: a bucket must always be checked with the same limit. `who`:
-    the credentials the route takes (auth/dependencies.py), declared as a sub-dependency so
-    that a route asking for them too resolves them once.
+    draw from separate buckets: a bucket must always be checked with the same limit.
     """
 
-    # A default, not Annotated: with postponed annotations FastAPI would look `who` up in
-    # this module's globals and take `principal` for a query parameter.
-    async def dependency(
-        request: Request,
-        principal: Principal = Depends(who),  # noqa: B008
-    ) -> Principal:
+    async def dependency(request: Request, principal: CurrentPrincipal) -> Principal:
         await _charge(request, principal, limit_for, scope)
         return principal
 
